@@ -1,0 +1,73 @@
+/*
+ * One template for the element functions of fx_math.h; included once per dtype
+ * with REAL, UINT, SINT, FX_SFX and the FX_C_* constants defined.
+ *
+ * Every function is a straight line of arithmetic, compares and selects: no
+ * branch, no table, no libm call, so that GCC and Clang vectorize any loop that
+ * calls them.  Special values (NaN, +-inf, 0, subnormals) are handled by the
+ * selects at the end of each function.
+ */
+
+static FX_INLINE UINT FX_SFX(fx_bits)(REAL x) { union { REAL f; UINT u; } v; v.f = x; return v.u; }
+static FX_INLINE REAL FX_SFX(fx_from_bits)(UINT u) { union { REAL f; UINT u; } v; v.u = u; return v.f; }
+
+/* exp(x), within about 1 ulp for every x; exp(-inf) = 0, exp(NaN) = NaN. */
+static FX_INLINE REAL FX_SFX(fx_exp)(REAL x)
+{
+    const REAL shifter = FX_C_SHIFTER;   /* 1.5 * 2**mantissa_bits: rounds to an integer */
+    REAL xc = x > FX_C_EXP_HI ? FX_C_EXP_HI : x;   /* compares are false for NaN, */
+    xc = xc < FX_C_EXP_LO ? FX_C_EXP_LO : xc;      /* which therefore flows through */
+    REAL t = xc * (REAL)FX_C_LOG2E + shifter;
+    REAL n = t - shifter;
+    REAL r = xc - n * FX_C_LN2_HI;                 /* Cody-Waite: n * LN2_HI is exact */
+    r = r - n * FX_C_LN2_LO;
+    REAL p = FX_SFX(fx_exp_poly)(r);                /* exp(r), |r| <= ln(2)/2 */
+    /* 2**n as two normal factors, so that subnormal results are reached too */
+    SINT ni = (SINT)(FX_SFX(fx_bits)(t) - FX_SFX(fx_bits)(shifter));
+    SINT n1 = ni >> 1;
+    SINT n2 = ni - n1;
+    REAL s1 = FX_SFX(fx_from_bits)(((UINT)(n1 + FX_C_BIAS)) << FX_C_MANT);
+    REAL s2 = FX_SFX(fx_from_bits)(((UINT)(n2 + FX_C_BIAS)) << FX_C_MANT);
+    REAL res = p * s1 * s2;
+    res = x > FX_C_EXP_HI ? (REAL)INFINITY : res;
+    res = x < FX_C_EXP_LO ? (REAL)0 : res;
+    return res;
+}
+
+/* log(x), within about 1 ulp; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf. */
+static FX_INLINE REAL FX_SFX(fx_log)(REAL x)
+{
+    /* subnormals are scaled into the normal range first */
+    int sub = x < FX_C_MIN_NORMAL;
+    REAL xs = sub ? x * FX_C_TWO_MANT : x;
+    SINT kadj = sub ? -FX_C_MANT : 0;
+    /* x = 2**k * m with m in [sqrt(1/2), sqrt(2)) */
+    UINT ix = FX_SFX(fx_bits)(xs) + (FX_SFX(fx_bits)((REAL)1) - FX_C_SQRTH_BITS);
+    /* int32 on purpose: int32 -> REAL converts in every SIMD set, int64 does not */
+    int32_t k = (int32_t)((SINT)(ix >> FX_C_MANT) - FX_C_BIAS + kadj);
+    UINT im = (ix & FX_C_MANT_MASK) + FX_C_SQRTH_BITS;
+    REAL f = FX_SFX(fx_from_bits)(im) - (REAL)1;
+    /* log(1 + f) = f - f*f/2 + s*(f*f/2 + R(s*s)), s = f / (2 + f) */
+    REAL s = f / ((REAL)2 + f);
+    REAL z = s * s;
+    REAL R = z * FX_SFX(fx_log_poly)(z);
+    REAL hfsq = (REAL)0.5 * f * f;
+    REAL kf = (REAL)k;
+    REAL res = kf * FX_C_LN2_HI + ((f - hfsq + s * (hfsq + R)) + kf * FX_C_LN2_LO);
+    res = x == (REAL)0 ? -(REAL)INFINITY : res;
+    res = x < (REAL)0 ? (REAL)NAN : res;
+    res = x == (REAL)INFINITY ? (REAL)INFINITY : res;
+    res = x != x ? x : res;
+    return res;
+}
+
+/* log(1 + u) for u >= -1, accurate near 0 (Kahan's correction of log(1 + u)). */
+static FX_INLINE REAL FX_SFX(fx_log1p)(REAL u)
+{
+    REAL v = (REAL)1 + u;
+    REAL d = v - (REAL)1;
+    REAL res = FX_SFX(fx_log)(v) * (u / (d == (REAL)0 ? (REAL)1 : d));
+    res = d == (REAL)0 ? u : res;
+    res = u == (REAL)INFINITY ? u : res;
+    return res;
+}

@@ -1,0 +1,33 @@
+/* fastxent: every OpenMP call in one place, with serial fallbacks for a build
+   without OpenMP. */
+#ifndef FASTXENT_FX_OMP_H
+#define FASTXENT_FX_OMP_H
+#ifdef _OPENMP
+#include <omp.h>
+static inline int fx_openmp_enabled(void) { return 1; }
+static inline int fx_omp_max_threads(void) { return omp_get_max_threads(); }
+#else
+static inline int fx_openmp_enabled(void) { return 0; }
+static inline int fx_omp_max_threads(void) { return 1; }
+#endif
+
+/* CPU features for choosing the kernel module at import (x86-64 only). */
+static inline int fx_cpu_has_avx2_fma(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+static inline int fx_cpu_has_avx512f(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+#endif

@@ -1,0 +1,23 @@
+"""fastxent: fast, exact cross-entropy losses and their gradients for NumPy.
+
+PyTorch's semantics (``torch.nn.functional.cross_entropy`` and friends), computed
+by Cython/C kernels with OpenMP; the loss and its gradient come from one fused
+pass.  See ``python -m fastxent info`` for how this build was configured.
+"""
+from ._version import __version__
+from ._kernels import get_num_threads, set_num_threads
+from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
+from ._modules import CrossEntropyLoss, NLLLoss
+
+__all__ = [
+    "__version__",
+    "cross_entropy",
+    "nll_loss",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "get_num_threads",
+    "set_num_threads",
+]

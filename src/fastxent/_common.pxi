@@ -1,0 +1,63 @@
+# Shared declarations of the kernel module: fused types, the C headers of cext/,
+# threads and CPU features.  Included by _kernels.pxi.
+
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport malloc, free
+from libc.math cimport NAN
+
+cdef extern from "fx_omp.h" nogil:
+    int fx_openmp_enabled()
+    int fx_omp_max_threads()
+    int fx_cpu_has_avx2_fma()
+    int fx_cpu_has_avx512f()
+
+# One fused type for every floating buffer of a call: input, targets, weights,
+# outputs.  float16 is converted to float32 by the Python layer.
+ctypedef fused real:
+    float
+    double
+
+# Below this many elements a call runs on one thread: starting a parallel region
+# costs more than it saves.
+cdef enum:
+    SERIAL_BELOW = 32768
+
+
+cdef inline int threads_for(Py_ssize_t n_elements, Py_ssize_t n_blocks, int n_threads) noexcept nogil:
+    if n_elements < SERIAL_BELOW or n_threads < 1:
+        return 1
+    if n_threads > n_blocks:
+        return <int>n_blocks if n_blocks > 0 else 1
+    return n_threads
+
+
+cdef inline double* alloc_partials(Py_ssize_t n) except NULL:
+    cdef double *p = <double*>malloc((n if n > 0 else 1) * sizeof(double))
+    if p == NULL:
+        raise MemoryError(f"cannot allocate {n} block sums")
+    return p
+
+
+cdef inline double sum_in_order(const double *partials, Py_ssize_t n) noexcept nogil:
+    # Block sums are added in block order: the same answer for every thread count.
+    cdef double total = 0.0
+    cdef Py_ssize_t b
+    for b in range(n):
+        total += partials[b]
+    return total
+
+
+def openmp_enabled():
+    """True when the extension was compiled with OpenMP."""
+    return bool(fx_openmp_enabled())
+
+
+def omp_max_threads():
+    """OpenMP's current default number of threads (1 without OpenMP)."""
+    return fx_omp_max_threads()
+
+
+def cpu_features():
+    """The CPU features the kernel modules are chosen by."""
+    return {"avx2_fma": bool(fx_cpu_has_avx2_fma()), "avx512f": bool(fx_cpu_has_avx512f())}

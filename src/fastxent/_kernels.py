@@ -1,0 +1,83 @@
+"""Picks the kernel module for this CPU, and owns the thread-count setting.
+
+setup.py compiles the same kernels for the baseline instruction set and, on
+x86-64, for AVX2+FMA.  The baseline module answers whether the CPU has AVX2 and
+FMA; the faster module is imported only then.  FASTXENT_SIMD=baseline (or avx2)
+overrides the choice, e.g. to test both paths on one machine.
+"""
+from __future__ import annotations
+
+import os
+import operator
+from types import ModuleType
+
+from . import _kernels_baseline
+
+_CHOICES = ("auto", "baseline", "avx2")
+
+
+def _select() -> tuple[ModuleType, str]:
+    choice = os.environ.get("FASTXENT_SIMD", "auto").strip().lower() or "auto"
+    if choice not in _CHOICES:
+        raise ImportError(f"FASTXENT_SIMD must be one of {', '.join(_CHOICES)}, got {choice!r}")
+    if choice != "baseline" and _kernels_baseline.cpu_features()["avx2_fma"]:
+        try:
+            from . import _kernels_avx2
+        except ImportError:
+            if choice == "avx2":
+                raise
+        else:
+            return _kernels_avx2, "avx2"
+    elif choice == "avx2":
+        raise ImportError("FASTXENT_SIMD=avx2, but this CPU lacks AVX2 or FMA")
+    return _kernels_baseline, "baseline"
+
+
+kernels, simd_path = _select()
+
+# OpenMP's default in this process at import: it honours OMP_NUM_THREADS.
+_omp_default = _kernels_baseline.omp_max_threads()
+_num_threads: int | None = None
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads fastxent uses when a call passes ``n_threads=None``.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> fastxent.set_num_threads(2)
+    >>> fastxent.get_num_threads()
+    2
+    """
+    global _num_threads
+    _num_threads = _check_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads a call with ``n_threads=None`` uses.
+
+    It starts at OpenMP's default (``OMP_NUM_THREADS`` where set) and follows
+    :func:`set_num_threads`.  While ``threadpoolctl.threadpool_limits`` (or
+    anything else calling ``omp_set_num_threads``) has changed OpenMP's setting
+    in the calling thread, that limit applies instead.
+    """
+    current = _kernels_baseline.omp_max_threads()
+    if current != _omp_default or _num_threads is None:
+        return current
+    return _num_threads
+
+
+def _check_threads(n) -> int:
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n_threads must be an integer >= 1 or None, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"n_threads must be an integer >= 1 or None, got {n}")
+    return n
+
+
+def resolve_threads(n_threads) -> int:
+    """The thread count of one call."""
+    return get_num_threads() if n_threads is None else _check_threads(n_threads)

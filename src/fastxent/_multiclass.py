@@ -1,0 +1,212 @@
+"""The multi-class family: cross_entropy, nll_loss, logsumexp, softmax, log_softmax."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _args
+from ._kernels import kernels, resolve_threads
+
+
+def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
+    """Checks class-index targets; returns them flat and what a "mean" divides by."""
+    y = _args.as_index_target(tgt, sample_shape, x_shape)
+    w64 = None if w is None else w.astype(np.float64)
+    first_bad, n_kept, w_kept = kernels.check_index_targets(y, C, ignore_index, w64, nt)
+    if first_bad >= 0:
+        raise ValueError(
+            f"target value {int(y[first_bad])} at index {_args.format_index(first_bad, sample_shape)} "
+            f"is not a class index in [0, {C}) nor ignore_index ({ignore_index})")
+    return y, (w_kept if w is not None else float(n_kept))
+
+
+def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoothing,
+                axis, return_grad, grad_output, out, n_threads):
+    """cross_entropy and nll_loss: one argument check, one kernel call."""
+    x, result_dtype = _args.as_input(input)
+    reduction = _args.check_reduction(reduction)
+    eps = _args.check_label_smoothing(label_smoothing) if kind == "xent" else 0.0
+    ignore_index = _args.check_int(ignore_index, "ignore_index")
+    nt = resolve_threads(n_threads)
+    ax = _args.class_axis(axis, x.ndim)
+    n_outer, C, inner = _args.split_shape(x.shape, ax)
+    sample_shape = x.shape[:ax] + x.shape[ax + 1:]
+    w = _args.class_weight(weight, C, x.dtype)
+
+    tgt = np.asarray(target)
+    if tgt.dtype.kind in "iu":
+        y, denom = _prepare_index_target(tgt, sample_shape, x.shape, C, ignore_index, w, nt)
+        t = None
+    elif tgt.dtype.kind == "f" and kind == "xent":
+        if tgt.shape != x.shape:
+            raise ValueError(
+                f"target of class probabilities must have the input's shape {x.shape}, got {tgt.shape}")
+        y, t = None, np.ascontiguousarray(tgt, dtype=x.dtype)
+        denom = float(n_outer * inner)
+    elif kind == "nll":
+        raise TypeError(f"nll_loss target must be integer class indices, got dtype {tgt.dtype}")
+    else:
+        raise TypeError(
+            f"target must be integer class indices or floating class probabilities, got dtype {tgt.dtype}")
+
+    gout, gscale = (None, 1.0)
+    g = out_to = None
+    if return_grad:
+        gout, gscale = _args.grad_scale(grad_output, reduction, sample_shape)
+        if reduction == "mean":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gscale = float(np.float64(gscale) / np.float64(denom))
+        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype, x, tgt)
+        if kind == "nll":
+            g.fill(0)   # the nll kernel writes the target entries only
+    elif grad_output is not None or out is not None:
+        raise ValueError("grad_output and out are used only with return_grad=True")
+    loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
+
+    flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
+    if kind == "xent":
+        w_sum = float(C) if w is None else float(w.sum(dtype=np.float64))
+        total = kernels.xent(flat(x), n_outer, C, inner, y, ignore_index, flat(t), w, w_sum, eps,
+                             flat(loss_out), flat(g), gout, gscale, nt)
+    else:
+        total = kernels.nll(flat(x), n_outer, C, inner, y, ignore_index, w,
+                            flat(loss_out), flat(g), gout, gscale, nt)
+
+    if reduction == "none":
+        loss = loss_out.astype(result_dtype, copy=False)
+    else:
+        loss = result_dtype.type(_args.reduce_loss(total, denom, reduction))
+    if not return_grad:
+        return loss
+    return loss, _args.finish_grad(g, out_to, result_dtype)
+
+
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0, axis=None, return_grad=False, grad_output=None,
+                  out=None, n_threads=None):
+    """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    input : array_like, shape (C,), (N, C) or (N, C, d1, ..., dk)
+        Unnormalized logits (float16, float32 or float64).
+    target : array_like
+        Class indices (any integer dtype, shaped like ``input`` without its class
+        axis) or class probabilities (floating, shaped like ``input``).
+    weight : array_like, shape (C,), optional
+        A weight per class.
+    ignore_index : int
+        Class-index targets equal to it add nothing (default -100).
+    reduction : {"mean", "sum", "none"}
+    label_smoothing : float in [0, 1]
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    return_grad : bool
+        Also return the gradient of the returned loss with respect to ``input``,
+        computed in the same pass.
+    grad_output : array_like, optional
+        The upstream gradient: a scalar for "mean"/"sum", the loss's shape for "none".
+    out : ndarray, optional
+        A C-contiguous, writeable array of ``input``'s shape and dtype for the gradient.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    loss : NumPy scalar of the input's dtype, or an array for ``reduction="none"``
+    grad : ndarray of the input's shape and dtype (only with ``return_grad=True``)
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> round(float(fastxent.cross_entropy([[0., 1., 2., 3.]], [3])), 4)
+    0.4402
+    >>> loss, grad = fastxent.cross_entropy(np.ones(3), [0.6004, 0.3339, 0.0657], return_grad=True)
+    >>> np.round(grad, 4)
+    array([-0.2671, -0.0006,  0.2676])
+    >>> logits = np.zeros((2, 5, 7), np.float32)        # (batch, seq, vocab)
+    >>> fastxent.cross_entropy(logits, np.zeros((2, 5), np.int32), axis=-1).dtype
+    dtype('float32')
+    """
+    return _multiclass("xent", input, target, weight, ignore_index, reduction, label_smoothing,
+                       axis, return_grad, grad_output, out, n_threads)
+
+
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean", axis=None,
+             return_grad=False, grad_output=None, out=None, n_threads=None):
+    """Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
+
+    ``input`` holds log-probabilities (e.g. from :func:`log_softmax`); ``target``
+    holds class indices.  The other arguments are those of :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> logp = fastxent.log_softmax(np.array([[0., 1., 2., 3.]]))
+    >>> round(float(fastxent.nll_loss(logp, [3])), 4)
+    0.4402
+    """
+    return _multiclass("nll", input, target, weight, ignore_index, reduction, 0.0,
+                       axis, return_grad, grad_output, out, n_threads)
+
+
+def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
+    a, result_dtype = _args.as_input(x, "x")
+    nt = resolve_threads(n_threads)
+    if axis is None:                       # every element, as one row
+        flat_shape, ax = (a.size,), 0
+    else:
+        ax = _args.check_axis(axis, max(a.ndim, 1))
+        flat_shape = a.shape or (1,)
+    n_outer, C, inner = _args.split_shape(flat_shape, ax)
+    if mode == kernels.LSE:
+        res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
+        kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, res.reshape(-1), None, nt)
+        if keepdims:
+            res = res.reshape((1,) * a.ndim) if axis is None else np.expand_dims(res, ax)
+        res = res.astype(result_dtype, copy=False)
+        return res[()] if res.ndim == 0 else res
+    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a)
+    kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
+    return _args.finish_grad(res, out_to, result_dtype)
+
+
+def logsumexp(x, axis=-1, keepdims=False, n_threads=None):
+    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
+    ``scipy.special.logsumexp`` (``-inf`` entries allowed; ``axis=None``: all).
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> float(fastxent.logsumexp(np.array([1000., 1000.])))  # no overflow
+    1000.6931471805599
+    >>> fastxent.logsumexp(np.zeros((2, 3)), axis=0).shape
+    (3,)
+    """
+    return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
+
+
+def softmax(x, axis=-1, out=None, n_threads=None):
+    """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
+
+    ``out`` may receive the result (same shape and dtype as ``x``, C-contiguous,
+    not overlapping ``x``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> fastxent.softmax(np.array([0., np.log(3.)]))
+    array([0.25, 0.75])
+    """
+    return _lse_family(kernels.SOFTMAX, x, axis, out=out, n_threads=n_threads)
+
+
+def log_softmax(x, axis=-1, out=None, n_threads=None):
+    """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> np.round(fastxent.log_softmax(np.array([0., 0.])), 4)
+    array([-0.6931, -0.6931])
+    """
+    return _lse_family(kernels.LOG_SOFTMAX, x, axis, out=out, n_threads=n_threads)
