@@ -26,6 +26,8 @@
 #define FX_TILE 64           /* sample positions per tile of a strided class axis */
 #define FX_MAX_CHUNKS 64     /* chunks per row at most (fx_chunk_len grows past that) */
 #define FX_CHUNK_MIN 16384   /* classes per chunk: a chunk of floats fits in L2 */
+#define FX_SMALL_C 32        /* rows of at most this many classes are done as tiles */
+#define FX_SFX_D(name) name##_d   /* per-row/per-lane scalars are double in both instances */
 
 #define FX_LSE 0
 #define FX_SOFTMAX 1

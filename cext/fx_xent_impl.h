@@ -127,11 +127,139 @@ static inline double FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, Py_ssize_
         for (Py_ssize_t k = 0; k < nk; k++)
             /* a chunk of -inf only adds 0 (its sumexp may still be NaN: NaN counts) */
             if (shifts[k] != -(REAL)INFINITY || sk[k] != sk[k])
-                S += sk[k] * (shifts[k] == -(REAL)INFINITY ? 1.0 : exp((double)shifts[k] - (double)M));
+                S += sk[k] * (shifts[k] == -(REAL)INFINITY ? 1.0 : FX_SFX_D(fx_exp)((double)shifts[k] - (double)M));
     } else {
         for (Py_ssize_t k = 0; k < nk; k++) S += sk[k];   /* relative to shift 0 */
     }
-    return log(S);
+    return FX_SFX_D(fx_log)(S);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Class axis with a stride (inner > 1): lanes are sample positions          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Cross-entropy of one tile: positions [0, T) (T <= FX_TILE) of one outer index,
+ * class c of lane l at x[c * inner + l].  y, loss_out, gout are indexed by lane;
+ * t and g like x.  Same arguments and result as fx_xent_rows otherwise.
+ * Every loop runs across lanes, so all of it vectorizes, the per-lane log and
+ * exp included.
+ */
+static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
+                                   const int64_t *y, int64_t ignore_index,
+                                   const REAL *t, const REAL *w, double w_sum, double eps,
+                                   REAL *loss_out, REAL *g, const double *gout, double gscale)
+{
+    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], keep[FX_TILE];
+    double s[FX_TILE], Q[FX_TILE], D[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
+    const double b_smooth = eps / (double)C;
+    const int by_index = y != NULL;
+    Py_ssize_t c;
+    int l;
+    for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; Q[l] = 0.0; D[l] = 0.0; }
+    for (c = 0; c < C; c++) {
+        const REAL *xc = x + c * inner;
+        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+    }
+    for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
+    for (c = 0; c < C; c++) {
+        const REAL *xc = x + c * inner;
+        if (g) {
+            REAL *gc = g + c * inner;
+            for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); gc[l] = e; s[l] += (double)e; }
+        } else {
+            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+        }
+    }
+    /* target mass: smoothing or probabilities need a pass over the classes */
+    if (!by_index || eps > 0.0) {
+        double qa = by_index ? 0.0 : 1.0 - eps, qb = by_index ? 1.0 : b_smooth;
+        for (c = 0; c < C; c++) {
+            const REAL *xc = x + c * inner;
+            const REAL *tc = t ? t + c * inner : NULL;
+            double wc = w ? (double)w[c] : 1.0;
+            for (l = 0; l < T; l++) {
+                double q = tc ? qa * (double)tc[l] + qb : qb;
+                Q[l] += wc * q;
+                D[l] += wc * q * (double)(xc[l] - sh[l]);
+            }
+        }
+    }
+    /* the target class of each lane (a gather: scalar, T per tile) */
+    for (l = 0; l < T; l++) {
+        int64_t v = by_index ? y[l] : 0;
+        int kept = !by_index || v != ignore_index;
+        keep[l] = (REAL)kept;
+        wy[l] = !kept ? 0.0 : (w && by_index ? (double)w[v] : 1.0);
+        xy[l] = kept && by_index ? (double)x[v * inner + l] : 0.0;
+    }
+    /* per-lane loss and gradient factors: loss = Q log S - D (see fx_xent_rows) */
+    const double smooth_Q = eps > 0.0 ? b_smooth * w_sum : 0.0;
+    for (l = 0; l < T; l++) {
+        double logS = FX_SFX_D(fx_log)(s[l]);
+        int finite = m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY;
+        double Ql = by_index ? (1.0 - eps) * wy[l] + smooth_Q : Q[l];
+        double Dl = by_index ? (1.0 - eps) * wy[l] * (xy[l] - (double)m[l]) + b_smooth * D[l] : D[l];
+        double lse = finite ? (double)m[l] + logS : NAN;
+        double gs = gout ? gout[l] * gscale : gscale;
+        double li = finite ? Ql * logS - Dl : NAN;
+        loss[l] = keep[l] != (REAL)0 ? li : 0.0;
+        f[l] = (REAL)(gs * Ql * FX_SFX_D(fx_exp)((double)sh[l] - lse));
+        a[l] = (REAL)(by_index ? gs * (1.0 - eps) * wy[l] : gs * (1.0 - eps));
+        b[l] = (REAL)(gs * b_smooth);
+    }
+    double total = 0.0;
+    for (l = 0; l < T; l++) total += loss[l];
+    if (loss_out)
+        for (l = 0; l < T; l++) loss_out[l] = (REAL)loss[l];
+    if (g) {
+        for (c = 0; c < C; c++) {
+            REAL *gc = g + c * inner;
+            const REAL *tc = t ? t + c * inner : NULL;
+            REAL wc = w ? w[c] : (REAL)1;
+            if (tc)
+                for (l = 0; l < T; l++) gc[l] = keep[l] != (REAL)0 ? gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]) : (REAL)0;
+            else
+                for (l = 0; l < T; l++) gc[l] = keep[l] != (REAL)0 ? gc[l] * f[l] - wc * b[l] : (REAL)0;
+        }
+        if (by_index)
+            for (l = 0; l < T; l++)
+                if (keep[l] != (REAL)0) g[y[l] * inner + l] -= a[l];
+    }
+    return total;
+}
+
+/* Copies a (rows x cols) block with row stride ld_src into dst with row stride
+   ld_dst, transposed: dst[c * ld_dst + r] = src[r * ld_src + c]. */
+static inline void FX_SFX(fx_transpose)(const REAL *src, Py_ssize_t rows, Py_ssize_t cols,
+                                        Py_ssize_t ld_src, REAL *dst, Py_ssize_t ld_dst)
+{
+    for (Py_ssize_t r = 0; r < rows; r++)
+        for (Py_ssize_t c = 0; c < cols; c++)
+            dst[c * ld_dst + r] = src[r * ld_src + c];
+}
+
+/* Rows of few classes (C <= FX_SMALL_C): a row is too short to vectorize along,
+   so FX_TILE rows at a time are transposed into a small buffer (cache only) and
+   done by fx_xent_tile with one lane per row. */
+static double FX_SFX(fx_xent_rows_small)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t C,
+                                         const int64_t *y, int64_t ignore_index,
+                                         const REAL *t, const REAL *w, double w_sum, double eps,
+                                         REAL *loss_out, REAL *g, const double *gout, double gscale)
+{
+    REAL xt[FX_SMALL_C * FX_TILE], gt[FX_SMALL_C * FX_TILE], tt[FX_SMALL_C * FX_TILE];
+    double total = 0.0;
+    for (Py_ssize_t r0 = 0; r0 < n_rows; r0 += FX_TILE) {
+        Py_ssize_t T = n_rows - r0 < FX_TILE ? n_rows - r0 : FX_TILE;
+        FX_SFX(fx_transpose)(x + r0 * C, T, C, C, xt, FX_TILE);
+        if (t) FX_SFX(fx_transpose)(t + r0 * C, T, C, C, tt, FX_TILE);
+        total += FX_SFX(fx_xent_tile)(xt, T, C, FX_TILE, y ? y + r0 : NULL, ignore_index,
+                                      t ? tt : NULL, w, w_sum, eps,
+                                      loss_out ? loss_out + r0 : NULL, g ? gt : NULL,
+                                      gout ? gout + r0 : NULL, gscale);
+        if (g) FX_SFX(fx_transpose)(gt, C, T, FX_TILE, g + r0 * C, C);
+    }
+    return total;
 }
 
 /*
@@ -148,8 +276,11 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
                                    const REAL *t, const REAL *w, double w_sum, double eps,
                                    REAL *loss_out, REAL *g, const double *gout, double gscale)
 {
+    if (C <= FX_SMALL_C)
+        return FX_SFX(fx_xent_rows_small)(x, n_rows, C, y, ignore_index, t, w, w_sum, eps,
+                                          loss_out, g, gout, gscale);
     Py_ssize_t K = fx_chunk_len(C);
-    Py_ssize_t nk = C ? (C + K - 1) / K : 0;
+    Py_ssize_t nk = (C + K - 1) / K;
     REAL shifts[FX_MAX_CHUNKS];
     double total = 0.0;
     double b_smooth = eps / (double)C;
@@ -206,7 +337,7 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
                 Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
                 /* p_j = e_j exp(shift_k - lse); a chunk of -inf has p = 0 */
                 REAL f = shifts[k] == -(REAL)INFINITY && finite
-                             ? (REAL)0 : (REAL)(gs * Q * exp((double)shifts[k] - lse));
+                             ? (REAL)0 : (REAL)(gs * Q * FX_SFX_D(fx_exp)((double)shifts[k] - lse));
                 if (y)
                     FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, NULL, 0, b);
                 else
@@ -214,102 +345,6 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
             }
             if (y) gr[yr] -= (REAL)(gs * (1.0 - eps) * wy);
         }
-    }
-    return total;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Class axis with a stride (inner > 1): lanes are sample positions          */
-/* ------------------------------------------------------------------------ */
-
-/*
- * Cross-entropy of one tile: positions [0, T) (T <= FX_TILE) of one outer index,
- * class c of lane l at x[c * inner + l].  y, loss_out, gout are indexed by lane;
- * t and g like x.  Same arguments and result as fx_xent_rows otherwise.
- */
-static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
-                                   const int64_t *y, int64_t ignore_index,
-                                   const REAL *t, const REAL *w, double w_sum, double eps,
-                                   REAL *loss_out, REAL *g, const double *gout, double gscale)
-{
-    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], keep[FX_TILE];
-    double s[FX_TILE], Q[FX_TILE], D[FX_TILE], lse[FX_TILE];
-    double b_smooth = eps / (double)C;
-    Py_ssize_t c;
-    int l;
-    for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; Q[l] = 0.0; D[l] = 0.0; }
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
-    }
-    for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        if (g) {
-            REAL *gc = g + c * inner;
-            for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); gc[l] = e; s[l] += (double)e; }
-        } else {
-            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
-        }
-    }
-    /* target mass: smoothing or probabilities need a pass over the classes */
-    if (!y || eps > 0.0) {
-        double qa = y ? 0.0 : 1.0 - eps, qb = y ? 1.0 : b_smooth;
-        for (c = 0; c < C; c++) {
-            const REAL *xc = x + c * inner;
-            const REAL *tc = t ? t + c * inner : NULL;
-            double wc = w ? (double)w[c] : 1.0;
-            for (l = 0; l < T; l++) {
-                double q = tc ? qa * (double)tc[l] + qb : qb;
-                Q[l] += wc * q;
-                D[l] += wc * q * (double)(xc[l] - sh[l]);
-            }
-        }
-    }
-    double total = 0.0;
-    for (l = 0; l < T; l++) {
-        int finite = isfinite(m[l]);
-        double logS = log(s[l]);
-        lse[l] = finite ? (double)m[l] + logS : NAN;
-        double gs = gout ? gout[l] * gscale : gscale;
-        double loss, Ql;
-        keep[l] = 1;
-        if (y) {
-            if (y[l] == ignore_index) {
-                keep[l] = 0; f[l] = 0; a[l] = 0; b[l] = 0;
-                if (loss_out) loss_out[l] = 0;
-                continue;
-            }
-            double wy = w ? (double)w[y[l]] : 1.0;
-            double xy = (double)x[y[l] * inner + l];
-            Ql = (1.0 - eps) * wy + (eps > 0.0 ? b_smooth * w_sum : 0.0);
-            double Dl = (1.0 - eps) * wy * (xy - (double)m[l]) + (eps > 0.0 ? b_smooth * D[l] : 0.0);
-            loss = Ql * logS - Dl;
-            a[l] = (REAL)(gs * (1.0 - eps) * wy);   /* subtracted at the target class */
-        } else {
-            Ql = Q[l];
-            loss = Ql * logS - D[l];
-            a[l] = (REAL)(gs * (1.0 - eps));
-        }
-        loss = finite ? loss : NAN;
-        if (loss_out) loss_out[l] = (REAL)loss;
-        total += loss;
-        f[l] = (REAL)(gs * Ql * exp((double)sh[l] - lse[l]));
-        b[l] = (REAL)(gs * b_smooth);
-    }
-    if (g) {
-        for (c = 0; c < C; c++) {
-            REAL *gc = g + c * inner;
-            const REAL *tc = t ? t + c * inner : NULL;
-            REAL wc = w ? w[c] : (REAL)1;
-            if (tc)
-                for (l = 0; l < T; l++) gc[l] = keep[l] ? gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]) : (REAL)0;
-            else
-                for (l = 0; l < T; l++) gc[l] = keep[l] ? gc[l] * f[l] - wc * b[l] : (REAL)0;
-        }
-        if (y)
-            for (l = 0; l < T; l++)
-                if (keep[l]) g[y[l] * inner + l] -= a[l];
     }
     return total;
 }
@@ -325,43 +360,11 @@ static inline REAL FX_SFX(fx_lse_elem)(REAL xj, double lse, int mode)
     return mode == FX_SOFTMAX ? (REAL)NAN : (REAL)((double)xj - lse);
 }
 
-/* Rows [0, n_rows): lse_out[r] (may be NULL) and, for FX_SOFTMAX or
-   FX_LOG_SOFTMAX, out (rows like x). */
-static void FX_SFX(fx_lse_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
-                                REAL *lse_out, REAL *out)
-{
-    Py_ssize_t K = fx_chunk_len(C);
-    Py_ssize_t nk = C ? (C + K - 1) / K : 0;
-    REAL shifts[FX_MAX_CHUNKS];
-    for (Py_ssize_t r = 0; r < n_rows; r++) {
-        const REAL *xr = x + r * C;
-        REAL *orow = out ? out + r * C : NULL;
-        double M;
-        int finite;
-        double logS = FX_SFX(fx_row_stats)(xr, C, K, mode == FX_SOFTMAX ? orow : NULL, shifts, &M, &finite);
-        /* max not finite: S is then only 0, inf or NaN, and log(S) is the scipy answer */
-        double lse = finite ? M + logS : logS;
-        if (lse_out) lse_out[r] = (REAL)lse;
-        if (!orow) continue;
-        if (!isfinite(lse)) {
-            for (Py_ssize_t j = 0; j < C; j++) orow[j] = FX_SFX(fx_lse_elem)(xr[j], lse, mode);
-        } else if (mode == FX_SOFTMAX) {
-            for (Py_ssize_t k = 0; k < nk; k++) {
-                Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
-                REAL f = shifts[k] == -(REAL)INFINITY ? (REAL)0 : (REAL)exp((double)shifts[k] - lse);
-                FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0);
-            }
-        } else {
-            for (Py_ssize_t j = 0; j < C; j++) orow[j] = (REAL)((double)xr[j] - lse);
-        }
-    }
-}
-
 /* One tile of positions [0, T) with class stride inner; lse_out by lane. */
 static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
                                 int mode, REAL *lse_out, REAL *out)
 {
-    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], lser[FX_TILE];
+    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE];
     double s[FX_TILE], lse[FX_TILE];
     Py_ssize_t c;
     int l, any_odd = 0;
@@ -381,12 +384,12 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
         }
     }
     for (l = 0; l < T; l++) {
-        lse[l] = (double)sh[l] + log(s[l]);
-        lser[l] = (REAL)lse[l];
-        if (lse_out) lse_out[l] = lser[l];
-        any_odd |= !isfinite(lse[l]);
-        f[l] = (REAL)exp((double)sh[l] - lse[l]);
+        lse[l] = (double)sh[l] + FX_SFX_D(fx_log)(s[l]);
+        f[l] = (REAL)FX_SFX_D(fx_exp)((double)sh[l] - lse[l]);
     }
+    for (l = 0; l < T; l++) any_odd |= !(lse[l] > -INFINITY && lse[l] < INFINITY);
+    if (lse_out)
+        for (l = 0; l < T; l++) lse_out[l] = (REAL)lse[l];
     if (!out) return;
     for (c = 0; c < C; c++) {
         const REAL *xc = x + c * inner;
@@ -401,3 +404,46 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
             for (l = 0; l < T; l++) oc[l] = (REAL)((double)xc[l] - lse[l]);
     }
 }
+
+/* Rows [0, n_rows): lse_out[r] (may be NULL) and, for FX_SOFTMAX or
+   FX_LOG_SOFTMAX, out (rows like x). */
+static void FX_SFX(fx_lse_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
+                                REAL *lse_out, REAL *out)
+{
+    if (C <= FX_SMALL_C && C > 0) {      /* few classes: FX_TILE rows at a time, transposed */
+        REAL xt[FX_SMALL_C * FX_TILE], ot[FX_SMALL_C * FX_TILE];
+        for (Py_ssize_t r0 = 0; r0 < n_rows; r0 += FX_TILE) {
+            Py_ssize_t T = n_rows - r0 < FX_TILE ? n_rows - r0 : FX_TILE;
+            FX_SFX(fx_transpose)(x + r0 * C, T, C, C, xt, FX_TILE);
+            FX_SFX(fx_lse_tile)(xt, T, C, FX_TILE, mode, lse_out ? lse_out + r0 : NULL, out ? ot : NULL);
+            if (out) FX_SFX(fx_transpose)(ot, C, T, FX_TILE, out + r0 * C, C);
+        }
+        return;
+    }
+    Py_ssize_t K = fx_chunk_len(C);
+    Py_ssize_t nk = C ? (C + K - 1) / K : 0;
+    REAL shifts[FX_MAX_CHUNKS];
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        const REAL *xr = x + r * C;
+        REAL *orow = out ? out + r * C : NULL;
+        double M;
+        int finite;
+        double logS = FX_SFX(fx_row_stats)(xr, C, K, mode == FX_SOFTMAX ? orow : NULL, shifts, &M, &finite);
+        /* max not finite: S is then only 0, inf or NaN, and log(S) is the scipy answer */
+        double lse = finite ? M + logS : logS;
+        if (lse_out) lse_out[r] = (REAL)lse;
+        if (!orow) continue;
+        if (!isfinite(lse)) {
+            for (Py_ssize_t j = 0; j < C; j++) orow[j] = FX_SFX(fx_lse_elem)(xr[j], lse, mode);
+        } else if (mode == FX_SOFTMAX) {
+            for (Py_ssize_t k = 0; k < nk; k++) {
+                Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
+                REAL f = shifts[k] == -(REAL)INFINITY ? (REAL)0 : (REAL)FX_SFX_D(fx_exp)((double)shifts[k] - lse);
+                FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0);
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < C; j++) orow[j] = (REAL)((double)xr[j] - lse);
+        }
+    }
+}
+
