@@ -102,10 +102,10 @@ class BuildExt(build_ext):
         else:
             # No -ffast-math: NaN and inf must behave.  No trapping math lets the
             # compiler if-convert the selects of cext/fx_math.h and vectorize.
-            base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-std=c11"]
+            base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=fast", "-fopenmp-simd", "-std=c11"]
             if sanitize:
                 base = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                        "-fno-sanitize-recover=undefined", "-fno-trapping-math", "-std=c11"]
+                        "-fno-sanitize-recover=undefined", "-fno-trapping-math", "-fopenmp-simd", "-std=c11"]
         link = ["-fsanitize=address,undefined"] if sanitize and not msvc else []
         info = {
             "compiler": cc.compiler_type,

@@ -14,9 +14,11 @@ static FX_INLINE REAL FX_SFX(fx_from_bits)(UINT u) { union { REAL f; UINT u; } v
 /* exp(x), within about 1 ulp for every x; exp(-inf) = 0, exp(NaN) = NaN. */
 static FX_INLINE REAL FX_SFX(fx_exp)(REAL x)
 {
+    /* No clamp of x: outside [EXP_LO, EXP_HI] the selects at the end replace the
+       result, and the integer steps below cannot overflow for any x (|ni| < 2**31
+       for float, 2**63 for double).  NaN flows through the arithmetic. */
     const REAL shifter = FX_C_SHIFTER;   /* 1.5 * 2**mantissa_bits: rounds to an integer */
-    REAL xc = x > FX_C_EXP_HI ? FX_C_EXP_HI : x;   /* compares are false for NaN, */
-    xc = xc < FX_C_EXP_LO ? FX_C_EXP_LO : xc;      /* which therefore flows through */
+    const REAL xc = x;
     REAL t = xc * (REAL)FX_C_LOG2E + shifter;
     REAL n = t - shifter;
     REAL r = xc - n * FX_C_LN2_HI;                 /* Cody-Waite: n * LN2_HI is exact */

@@ -22,7 +22,7 @@
 #include <string.h>
 #include "fx_math.h"
 
-#define FX_LANES 16          /* partial sums per reduction */
+#define FX_LANES 8           /* partial sums per reduction: 8 doubles = 2 AVX2 or 1 AVX-512 register */
 #define FX_TILE 64           /* sample positions per tile of a strided class axis */
 #define FX_MAX_CHUNKS 64     /* chunks per row at most (fx_chunk_len grows past that) */
 #define FX_CHUNK_MIN 16384   /* classes per chunk: a chunk of floats fits in L2 */

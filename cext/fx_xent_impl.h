@@ -7,27 +7,21 @@
 /* Building blocks over one contiguous chunk (a row, or part of a long row)  */
 /* ------------------------------------------------------------------------ */
 
-/* max of x[0:n].  NaN is skipped here; it reaches the result through the sum of
-   exponentials, as in PyTorch's log_softmax. */
-static inline REAL FX_SFX(fx_chunk_max)(const REAL *x, Py_ssize_t n)
+/* max of x[0:n].  A max is exact in any order, so the loop may be vectorized
+   freely.  NaN may or may not win here; either way it reaches the result through
+   the sum of exponentials, as in PyTorch's log_softmax. */
+static inline REAL FX_SFX(fx_chunk_max)(const REAL *restrict x, Py_ssize_t n)
 {
-    REAL acc[FX_LANES];
-    for (int l = 0; l < FX_LANES; l++) acc[l] = -(REAL)INFINITY;
-    Py_ssize_t j = 0;
-    for (; j + FX_LANES <= n; j += FX_LANES)
-        for (int l = 0; l < FX_LANES; l++) {
-            REAL v = x[j + l];
-            acc[l] = v > acc[l] ? v : acc[l];
-        }
-    for (; j < n; j++) acc[0] = x[j] > acc[0] ? x[j] : acc[0];
-    REAL m = acc[0];
-    for (int l = 1; l < FX_LANES; l++) m = acc[l] > m ? acc[l] : m;
+    REAL m = -(REAL)INFINITY;
+#pragma omp simd reduction(max:m)
+    for (Py_ssize_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
     return m;
 }
 
 /* sum_j exp(x[j] - shift), accumulated in double in FX_LANES partial sums that
    are added in a fixed order.  With e_out, exp(x[j] - shift) is stored too. */
-static inline double FX_SFX(fx_chunk_sumexp)(const REAL *x, Py_ssize_t n, REAL shift, REAL *e_out)
+static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t n, REAL shift,
+                                              REAL *restrict e_out)
 {
     double acc[FX_LANES];
     for (int l = 0; l < FX_LANES; l++) acc[l] = 0.0;
@@ -79,8 +73,8 @@ static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const
 
 /* g[j] = g[j] * f - w_j (a t_j + b): turns stored exponentials into the gradient
    (t NULL: q_j = b; w NULL: w_j = 1). */
-static inline void FX_SFX(fx_chunk_grad)(REAL *g, Py_ssize_t n, REAL f,
-                                         const REAL *w, const REAL *t, REAL a, REAL b)
+static inline void FX_SFX(fx_chunk_grad)(REAL *restrict g, Py_ssize_t n, REAL f,
+                                         const REAL *restrict w, const REAL *restrict t, REAL a, REAL b)
 {
     Py_ssize_t j;
     if (!t && b == (REAL)0) {
