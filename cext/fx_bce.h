@@ -17,7 +17,9 @@
  *    is read in place.
  *  - With logits, softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)) and the two
  *    sigmoids are all formed from the one e = exp(-|x|) (never overflows), for
- *    both the loss and the gradient.
+ *    both the loss and the gradient; log1p(e) and 1 / (1 + e) share a division.
+ *    Each term is a product of non-negative factors: no cancellation, so tiny
+ *    losses (a confident right answer) keep their relative precision.
  *  - Probabilities outside [0, 1] (NaN included) are counted during the pass,
  *    so the check costs no extra sweep; the caller raises.
  */
