@@ -162,7 +162,8 @@ def _extensions():
             [f"src/fastxent/_kernels_{v}.pyx"],
             include_dirs=[CEXT, np.get_include()],
             depends=[os.path.join("cext", f) for f in sorted(os.listdir(CEXT))]
-            + ["src/fastxent/_common.pxi", "src/fastxent/_xent.pxi", "src/fastxent/_kernels.pxi"],
+            + ["src/fastxent/_common.pxi", "src/fastxent/_xent.pxi", "src/fastxent/_bce.pxi",
+               "src/fastxent/_kernels.pxi"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         )
         for v in variants

@@ -6,18 +6,23 @@ pass.  See ``python -m fastxent info`` for how this build was configured.
 """
 from ._version import __version__
 from ._kernels import get_num_threads, set_num_threads
+from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
-from ._modules import CrossEntropyLoss, NLLLoss
+from ._modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 
 __all__ = [
     "__version__",
     "cross_entropy",
     "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "logsumexp",
     "softmax",
     "log_softmax",
     "CrossEntropyLoss",
     "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "get_num_threads",
     "set_num_threads",
 ]

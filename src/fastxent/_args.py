@@ -25,7 +25,8 @@ def as_input(x, name: str = "input"):
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {a.dtype}")
     result_dtype = a.dtype.newbyteorder("=")
     compute = np.dtype(np.float32) if a.dtype.itemsize == 2 else result_dtype
-    return np.ascontiguousarray(a, dtype=compute), result_dtype
+    # order="C" rather than np.ascontiguousarray, which turns a 0-d array into 1-d
+    return np.asarray(a, dtype=compute, order="C"), result_dtype
 
 
 def as_real_array(x, name: str, dtype) -> np.ndarray:
@@ -33,7 +34,7 @@ def as_real_array(x, name: str, dtype) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def check_reduction(reduction) -> str:
@@ -110,6 +111,42 @@ def class_weight(weight, n_classes: int, dtype):
     if w.shape != (n_classes,):
         raise ValueError(f"weight must have shape ({n_classes},), one weight per class, got {w.shape}")
     return w
+
+
+def broadcast_operand(value, name: str, shape: tuple, dtype):
+    """An argument that broadcasts to the input (``weight``, ``pos_weight`` of the
+    binary losses), described for the kernels without being copied to ``shape``.
+
+    Returns ``(flat, dims, strides)``, or three Nones for None: ``flat`` is the
+    argument as a C-contiguous ``dtype`` array of its own size, flattened;
+    ``dims`` and ``strides`` (np.intp) describe it broadcast to ``shape`` in C
+    order, with axes of size 1 dropped and neighbouring axes merged where the
+    operand runs contiguously (or is broadcast) across them; strides count
+    elements and are 0 along a broadcast axis.  A scalar becomes ``[size], [0]``,
+    an array of the input's shape ``[size], [1]``, a ``(C,)`` vector for an
+    ``(N, C)`` input ``[N, C], [0, 1]``.
+    """
+    if value is None:
+        return None, None, None
+    a = as_real_array(value, name, dtype)
+    try:
+        view = np.broadcast_to(a, shape)     # a view: strides 0 along broadcast axes
+    except ValueError:
+        raise ValueError(f"{name} of shape {a.shape} does not broadcast to the input's shape {shape}") from None
+    dims, strides = [], []
+    for n, st in zip(view.shape, view.strides):
+        if n == 1:
+            continue
+        st //= a.itemsize
+        if dims and strides[-1] == st * n:   # the outer axis continues this one: merge
+            dims[-1] *= n
+            strides[-1] = st
+        else:
+            dims.append(n)
+            strides.append(st)
+    if not dims:
+        dims, strides = [1], [0]
+    return a.reshape(-1), np.array(dims, dtype=np.intp), np.array(strides, dtype=np.intp)
 
 
 def grad_scale(grad_output, reduction: str, loss_shape: tuple):

@@ -3,3 +3,4 @@
 # the CPU picks its SIMD path at import (fastxent/_kernels.py).
 include "_common.pxi"
 include "_xent.pxi"
+include "_bce.pxi"

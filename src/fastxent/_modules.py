@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import _args
+from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, nll_loss
 
 
@@ -57,3 +58,36 @@ class NLLLoss(_Loss):
                  n_threads=None):
         super().__init__(weight, ignore_index=ignore_index, reduction=reduction, axis=axis,
                          n_threads=n_threads)
+
+
+class BCELoss(_Loss):
+    """:func:`fastxent.binary_cross_entropy` with its options fixed, like ``torch.nn.BCELoss``.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> loss_fn = fastxent.BCELoss(reduction="sum")
+    >>> round(float(loss_fn([0.9, 0.2], [1., 0.])), 4)
+    0.3285
+    """
+    _function = staticmethod(binary_cross_entropy)
+
+    def __init__(self, weight=None, *, reduction="mean", n_threads=None):
+        super().__init__(weight, reduction=reduction, n_threads=n_threads)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """:func:`fastxent.binary_cross_entropy_with_logits` with its options fixed, like
+    ``torch.nn.BCEWithLogitsLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> loss_fn = fastxent.BCEWithLogitsLoss(pos_weight=np.ones(3))
+    >>> round(float(loss_fn(np.full((2, 3), 1.0), np.ones((2, 3)))), 4)
+    0.3133
+    """
+    _function = staticmethod(binary_cross_entropy_with_logits)
+
+    def __init__(self, weight=None, *, pos_weight=None, reduction="mean", n_threads=None):
+        super().__init__(weight, pos_weight=pos_weight, reduction=reduction, n_threads=n_threads)

@@ -1,0 +1,183 @@
+/*
+ * Template of the binary kernels; fx_bce.h includes it once per dtype with
+ * REAL and FX_SFX defined.  See fx_bce.h for the design.
+ */
+
+/* Elements [j0, j0 + n) of the flat input, of an operand broadcast to it:
+   buf[k] = src[offset of element j0 + k]. */
+static void FX_SFX(fx_bcast_gather)(const REAL *src, const fx_bcast *b, Py_ssize_t j0,
+                                    Py_ssize_t n, REAL *buf)
+{
+    Py_ssize_t idx[FX_BCE_MAXDIM];
+    Py_ssize_t off = 0, rem = j0;
+    int last = b->nd - 1;
+    for (int d = last; d >= 0; d--) {
+        idx[d] = rem % b->dims[d];
+        rem /= b->dims[d];
+        off += idx[d] * b->strides[d];
+    }
+    Py_ssize_t k = 0, s = b->strides[last];
+    while (k < n) {
+        /* the rest of the innermost axis, or of the request */
+        Py_ssize_t len = b->dims[last] - idx[last];
+        if (len > n - k) len = n - k;
+        if (s == 0) {
+            REAL v = src[off];
+            for (Py_ssize_t i = 0; i < len; i++) buf[k + i] = v;
+        } else {
+            for (Py_ssize_t i = 0; i < len; i++) buf[k + i] = src[off + i * s];
+        }
+        k += len;
+        off += len * s;
+        idx[last] += len;
+        for (int d = last; d > 0 && idx[d] == b->dims[d]; d--) {   /* carry */
+            off += b->strides[d - 1] - b->dims[d] * b->strides[d];
+            idx[d] = 0;
+            idx[d - 1]++;
+        }
+    }
+}
+
+/* Elements [j0, j0 + n) of an operand, contiguous: in place when it has the
+   input's layout, else gathered into buf; `ones` when it is absent. */
+static inline const REAL *FX_SFX(fx_bcast_tile)(const REAL *src, const fx_bcast *b, Py_ssize_t j0,
+                                                Py_ssize_t n, REAL *buf, const REAL *ones)
+{
+    if (!src) return ones;
+    if (fx_bcast_is_full(b)) return src + j0;
+    FX_SFX(fx_bcast_gather)(src, b, j0, n, buf);
+    return buf;
+}
+
+/*
+ * One element of binary cross-entropy on probabilities, PyTorch's formulas:
+ *   loss = w ((t - 1) max(log1p(-x), -100) - t max(log x, -100))    (returned)
+ *   *g   = w (x - t) / max(x (1 - x), 1e-12)
+ */
+static FX_INLINE REAL FX_SFX(fx_bce_prob_elem)(REAL x, REAL t, REAL w, REAL *g)
+{
+    REAL lx = FX_SFX(fx_log)(x);
+    REAL l1x = FX_SFX(fx_log1p)(-x);
+    lx = lx < (REAL)FX_BCE_LOG_MIN ? (REAL)FX_BCE_LOG_MIN : lx;
+    l1x = l1x < (REAL)FX_BCE_LOG_MIN ? (REAL)FX_BCE_LOG_MIN : l1x;
+    REAL d = ((REAL)1 - x) * x;
+    d = d < (REAL)FX_BCE_EPS ? (REAL)FX_BCE_EPS : d;
+    *g = w * (x - t) / d;
+    return w * ((t - (REAL)1) * l1x - t * lx);
+}
+
+/* log1p(e) for e in [0, 1], and *r = 1 / (1 + e), with one division for both:
+   log(v) of the rounded v = 1 + e, plus (e - (v - 1)) / v for the rounding
+   (v - 1 is exact for v in [1, 2]). */
+static FX_INLINE REAL FX_SFX(fx_log1p_recip)(REAL e, REAL *r)
+{
+    REAL v = (REAL)1 + e;
+    *r = (REAL)1 / v;
+    return FX_SFX(fx_log)(v) + (e - (v - (REAL)1)) * *r;
+}
+
+/*
+ * One element of binary cross-entropy on logits:
+ *   loss = w ((1 - t) softplus(x) + pw t softplus(-x))              (returned)
+ *   *g   = w ((1 - t) sigmoid(x) - pw t sigmoid(-x))
+ * which are PyTorch's -w (pw t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) and
+ * w ((pw t + 1 - t) sigmoid(x) - pw t), with no overflow and no cancellation
+ * for any finite x: softplus(+-x) and sigmoid(+-x) all come from the one
+ * e = exp(-|x|).  A -inf logit gives a NaN loss, as PyTorch's
+ * (1 - t) x - (1 + (pw - 1) t) log sigmoid(x) does.
+ */
+static FX_INLINE REAL FX_SFX(fx_bce_logits_elem)(REAL x, REAL t, REAL w, REAL pw, REAL *g)
+{
+    REAL e = FX_SFX(fx_exp)(x < (REAL)0 ? x : -x);        /* exp(-|x|), in [0, 1] */
+    REAL r;                                                /* 1 / (1 + e) = sigmoid(|x|) */
+    REAL l = FX_SFX(fx_log1p_recip)(e, &r);                /* log1p(e) */
+    REAL sp_pos = (x > (REAL)0 ? x : (REAL)0) + l;         /* softplus(x) = -log(1 - sigmoid(x)) */
+    REAL sp_neg = (x < (REAL)0 ? -x : (REAL)0) + l;        /* softplus(-x) = -log(sigmoid(x)) */
+    REAL s_pos = x >= (REAL)0 ? r : e * r;                 /* sigmoid(x) */
+    REAL s_neg = x >= (REAL)0 ? e * r : r;                 /* sigmoid(-x) */
+    REAL a = (REAL)1 - t;                                  /* weight of the negative term */
+    REAL b = pw * t;                                       /* weight of the positive term */
+    *g = w * (a * s_pos - b * s_neg);
+    REAL loss = w * (a * sp_pos + b * sp_neg);
+    return x == -(REAL)INFINITY ? (REAL)NAN : loss;
+}
+
+/* A tile of n elements: loss[i] and, when g is not NULL, g[i].  Two loops, so
+   that each vectorizes; without g the compiler drops the gradient's arithmetic. */
+static inline void FX_SFX(fx_bce_prob_tile)(const REAL *x, const REAL *t, const REAL *w,
+                                            Py_ssize_t n, REAL *loss, REAL *g)
+{
+    Py_ssize_t i;
+    REAL unused;
+    if (g) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_prob_elem)(x[i], t[i], w[i], &g[i]);
+    else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_prob_elem)(x[i], t[i], w[i], &unused);
+}
+
+static inline void FX_SFX(fx_bce_logits_tile)(const REAL *x, const REAL *t, const REAL *w,
+                                              const REAL *pw, Py_ssize_t n, REAL *loss, REAL *g)
+{
+    Py_ssize_t i;
+    REAL unused;
+    if (g) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_logits_elem)(x[i], t[i], w[i], pw[i], &g[i]);
+    else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_logits_elem)(x[i], t[i], w[i], pw[i], &unused);
+}
+
+/* How many of a[0:n] lie outside [0, 1]; NaN counts (n <= FX_BCE_TILE). */
+static inline int FX_SFX(fx_count_not_prob)(const REAL *a, Py_ssize_t n)
+{
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) bad += !(a[i] >= (REAL)0 && a[i] <= (REAL)1);
+    return bad;
+}
+
+/*
+ * Elements [j0, j0 + n) of a binary cross-entropy over flat arrays x and t
+ * (logits != 0: x holds logits, else probabilities).  w, pw: operands broadcast
+ * by wl, pwl, or NULL (pw is used with logits only).  loss_out (per element),
+ * g (the gradient, like x) and gout (per-element factors of g) may be NULL; g
+ * is scaled by gout[j] * gscale (gout NULL: gscale).
+ * Returns the block's loss sum in double; n_bad[0] and n_bad[1] receive how
+ * many probabilities of x and of t lie outside [0, 1] (0 with logits).
+ */
+static double FX_SFX(fx_bce_block)(int logits, const REAL *x, const REAL *t,
+                                   Py_ssize_t j0, Py_ssize_t n,
+                                   const REAL *w, const fx_bcast *wl,
+                                   const REAL *pw, const fx_bcast *pwl,
+                                   REAL *loss_out, REAL *g, const double *gout, double gscale,
+                                   Py_ssize_t *n_bad)
+{
+    REAL ones[FX_BCE_TILE], wbuf[FX_BCE_TILE], pwbuf[FX_BCE_TILE], lbuf[FX_BCE_TILE];
+    double acc[FX_LANES];
+    Py_ssize_t i;
+    for (i = 0; i < FX_BCE_TILE; i++) ones[i] = (REAL)1;
+    for (int l = 0; l < FX_LANES; l++) acc[l] = 0.0;
+    n_bad[0] = 0;
+    n_bad[1] = 0;
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += FX_BCE_TILE) {
+        Py_ssize_t j = j0 + k0, m = n - k0 < FX_BCE_TILE ? n - k0 : FX_BCE_TILE;
+        const REAL *wt = FX_SFX(fx_bcast_tile)(w, wl, j, m, wbuf, ones);
+        REAL *lt = loss_out ? loss_out + j : lbuf;
+        REAL *gt = g ? g + j : NULL;
+        if (logits) {
+            const REAL *pwt = FX_SFX(fx_bcast_tile)(pw, pwl, j, m, pwbuf, ones);
+            FX_SFX(fx_bce_logits_tile)(x + j, t + j, wt, pwt, m, lt, gt);
+        } else {
+            FX_SFX(fx_bce_prob_tile)(x + j, t + j, wt, m, lt, gt);
+            n_bad[0] += FX_SFX(fx_count_not_prob)(x + j, m);   /* the tile is still in cache */
+            n_bad[1] += FX_SFX(fx_count_not_prob)(t + j, m);
+        }
+        for (i = 0; i + FX_LANES <= m; i += FX_LANES)
+            for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[i + l];
+        for (; i < m; i++) acc[0] += (double)lt[i];   /* the array's last tile only */
+        if (gt && gout) {
+            const double *go = gout + j;
+            for (i = 0; i < m; i++) gt[i] *= (REAL)(go[i] * gscale);
+        } else if (gt && gscale != 1.0) {
+            REAL s = (REAL)gscale;
+            for (i = 0; i < m; i++) gt[i] *= s;
+        }
+    }
+    double total = 0.0;
+    for (int l = 0; l < FX_LANES; l++) total += acc[l];
+    return total;
+}

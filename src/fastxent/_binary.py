@@ -1,0 +1,171 @@
+"""The binary family: binary_cross_entropy and binary_cross_entropy_with_logits."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _args
+from ._kernels import kernels, resolve_threads
+
+
+def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
+    """The error for ``count`` values of ``a`` outside [0, 1] (found by the kernel)."""
+    flat = a.reshape(-1)
+    first = int(np.flatnonzero(~((flat >= 0) & (flat <= 1)))[0])
+    return ValueError(
+        f"binary_cross_entropy: {count} value(s) of {name} are outside [0, 1]; the first is "
+        f"{float(flat[first])!r} at index {_args.format_index(first, a.shape)}")
+
+
+def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
+            grad_output, out, n_threads):
+    """Both binary losses: one argument check, one kernel call."""
+    x, result_dtype = _args.as_input(input)
+    reduction = _args.check_reduction(reduction)
+    nt = resolve_threads(n_threads)
+    t = _args.as_real_array(target, "target", x.dtype)
+    if t.shape != x.shape:
+        raise ValueError(f"target must have the input's shape {x.shape}, got target {t.shape}")
+    w, w_dims, w_strides = _args.broadcast_operand(weight, "weight", x.shape, x.dtype)
+    pw, pw_dims, pw_strides = _args.broadcast_operand(pos_weight, "pos_weight", x.shape, x.dtype)
+
+    gout, gscale = (None, 1.0)
+    g = out_to = None
+    if return_grad:
+        gout, gscale = _args.grad_scale(grad_output, reduction, x.shape)
+        if reduction == "mean":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gscale = float(np.float64(gscale) / np.float64(x.size))
+        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype,
+                                      *(a for a in (x, t, w, pw) if a is not None))
+    elif grad_output is not None or out is not None:
+        raise ValueError("grad_output and out are used only with return_grad=True")
+    loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
+
+    flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
+    total, bad_x, bad_t = kernels.bce(logits, flat(x), flat(t), w, w_dims, w_strides,
+                                      pw, pw_dims, pw_strides, flat(loss_out), flat(g),
+                                      gout, gscale, nt)
+    if bad_x:
+        raise _not_probabilities("input", x, bad_x)
+    if bad_t:
+        raise _not_probabilities("target", t, bad_t)
+
+    if reduction == "none":
+        loss = loss_out.astype(result_dtype, copy=False)
+    else:
+        loss = result_dtype.type(_args.reduce_loss(total, x.size, reduction))
+    if not return_grad:
+        return loss
+    return loss, _args.finish_grad(g, out_to, result_dtype)
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return_grad=False,
+                         grad_output=None, out=None, n_threads=None):
+    """Binary cross-entropy between probabilities and targets, as
+    ``torch.nn.functional.binary_cross_entropy``.
+
+    ``loss = -weight * (t * max(log(x), -100) + (1 - t) * max(log1p(-x), -100))``
+    elementwise; the clamp at -100 keeps the loss finite at ``x`` = 0 or 1.
+
+    Parameters
+    ----------
+    input : array_like
+        Probabilities ``x`` in [0, 1], any shape (float16, float32 or float64).
+    target : array_like
+        Targets ``t`` in [0, 1] (soft labels allowed), with ``input``'s shape.
+    weight : array_like, optional
+        Weights that broadcast to ``input`` as NumPy broadcasts, e.g. a scalar, a
+        ``(C,)`` vector along the last axis, an ``(N, 1)`` column, or one weight
+        per element.  They are never copied to ``input``'s shape.
+    reduction : {"mean", "sum", "none"}
+        "mean" averages over every element.
+    return_grad : bool
+        Also return the gradient of the returned loss with respect to ``input``,
+        ``weight * (x - t) / max(x * (1 - x), 1e-12)`` times the reduction's
+        scale, computed in the same pass.
+    grad_output : array_like, optional
+        The upstream gradient: a scalar for "mean"/"sum", ``input``'s shape for "none".
+    out : ndarray, optional
+        A C-contiguous, writeable array of ``input``'s shape and dtype for the gradient.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    loss : NumPy scalar of the input's dtype, or an array for ``reduction="none"``
+    grad : ndarray of the input's shape and dtype (only with ``return_grad=True``)
+
+    Raises
+    ------
+    ValueError
+        When a value of ``input`` or ``target`` is outside [0, 1] or NaN (as
+        PyTorch), saying how many and the first; ``out`` may have been written.
+        When ``target``'s or ``weight``'s shape does not fit ``input``'s.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> p = np.array([0.9, 0.2, 0.6])
+    >>> round(float(fastxent.binary_cross_entropy(p, [1., 0., 1.])), 4)
+    0.2798
+    >>> loss, grad = fastxent.binary_cross_entropy(p, [1., 0., 1.], return_grad=True)
+    >>> np.round(grad, 4)
+    array([-0.3704,  0.4167, -0.5556])
+    >>> float(fastxent.binary_cross_entropy([0.], [1.], reduction="sum"))   # log clamped
+    100.0
+    """
+    return _binary(False, input, target, weight, None, reduction, return_grad,
+                   grad_output, out, n_threads)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=None,
+                                     reduction="mean", return_grad=False, grad_output=None,
+                                     out=None, n_threads=None):
+    """Binary cross-entropy on logits, as
+    ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    ``loss = -weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))``
+    elementwise, computed as ``weight * ((1 - t) * softplus(x) + pos_weight * t *
+    softplus(-x))``: no overflow for any finite logit and full precision where
+    the loss is tiny.  NaN and infinite logits raise nothing; they give NaN or
+    inf where PyTorch does (a logit of -inf gives NaN, as in PyTorch).
+
+    Parameters
+    ----------
+    input : array_like
+        Logits ``x``, any shape (float16, float32 or float64).
+    target : array_like
+        Targets ``t`` with ``input``'s shape; soft labels in [0, 1] allowed (not
+        checked, as in PyTorch).
+    weight : array_like, optional
+        Weights that broadcast to ``input`` (see :func:`binary_cross_entropy`).
+    pos_weight : array_like, optional
+        Weights of the positive term that broadcast to ``input``: a ``(C,)``
+        vector applies along the last axis, one weight per class of a
+        multi-label problem.
+    reduction, return_grad, grad_output, out, n_threads
+        As for :func:`binary_cross_entropy`.  The gradient is
+        ``weight * ((pos_weight * t + 1 - t) * sigmoid(x) - pos_weight * t)``
+        times the reduction's scale.
+
+    Returns
+    -------
+    loss : NumPy scalar of the input's dtype, or an array for ``reduction="none"``
+    grad : ndarray of the input's shape and dtype (only with ``return_grad=True``)
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> x = np.full((2, 3), 1.0)
+    >>> round(float(fastxent.binary_cross_entropy_with_logits(x, np.ones((2, 3)),
+    ...                                                       pos_weight=np.ones(3))), 4)
+    0.3133
+    >>> fastxent.binary_cross_entropy_with_logits([1e4, -1e4], [0., 0.], reduction="none")
+    array([10000.,     0.])
+    >>> loss, grad = fastxent.binary_cross_entropy_with_logits(
+    ...     np.zeros(4, np.float32), [0., 1., 1., 0.], pos_weight=2.0, return_grad=True)
+    >>> grad
+    array([ 0.125, -0.25 , -0.25 ,  0.125], dtype=float32)
+    """
+    return _binary(True, input, target, weight, pos_weight, reduction, return_grad,
+                   grad_output, out, n_threads)
