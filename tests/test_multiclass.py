@@ -684,6 +684,27 @@ def test_extreme_finite_logits_are_stable(torch):
     assert_close(loss32, ref.cross_entropy(x32, [1, 0], reduction="none"), rtol=2e-6)
 
 
+@pytest.mark.parametrize("dtype, offset", [(np.float64, 1e6), (np.float64, 1e300),
+                                           (np.float64, -1e300), (np.float32, 1e30)])
+@pytest.mark.parametrize("target_kind", ["index", "prob"])
+@pytest.mark.parametrize("shape", [(5, 6), (2, 6, 3)], ids=["rows", "tiles"])
+def test_gradient_keeps_full_precision_for_huge_logits(rng, shape, target_kind, dtype, offset):
+    # the loss is shift-invariant and so is the gradient: p = exp(x - max - log S)
+    # must not be computed as exp(x - (max + log S)), where log S is lost in the
+    # rounding of max + log S (cross_entropy([[1e300, 1e300, 0.]], [0]) gave the
+    # gradient [0, 1, 0] instead of [-0.5, 0.5, 0])
+    x, t, w = make_case(rng, shape, None, target_kind, True, ignore=False)
+    x = (offset + x).astype(dtype)
+    if target_kind == "prob":
+        t = t.astype(dtype)
+    loss, grad = fx.cross_entropy(x, t, w, label_smoothing=0.1, reduction="none",
+                                  return_grad=True)
+    want, want_grad = ref.cross_entropy(x, t, w, label_smoothing=0.1, reduction="none",
+                                        return_grad=True)
+    assert_close(loss, want, rtol=RTOL[np.dtype(dtype)], atol=RTOL[np.dtype(dtype)])
+    assert_grad_close(grad, want_grad, dtype)
+
+
 # ----------------------------------------------------------------------------
 # The loss classes
 # ----------------------------------------------------------------------------
