@@ -144,7 +144,7 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs: np.ndar
         raise ValueError("out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    if any(np.may_share_memory(out, a) for a in inputs):
+    if any(isinstance(a, np.ndarray) and np.may_share_memory(out, a) for a in inputs):
         raise ValueError("out must not overlap the input or the other arguments")
     if out.dtype != compute_dtype:
         return np.empty(shape, dtype=compute_dtype), out
