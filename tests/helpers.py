@@ -1,11 +1,14 @@
 """Test helpers: tolerances, an assertion that respects NaN and inf, random
-targets, and bridges to PyTorch's functions for any class axis.
+test problems (logits, targets, weights, grad_output), and a bridge to
+PyTorch's functions for any class axis.
 
 Import as ``from helpers import ...`` (``tests/`` is on ``sys.path`` under pytest).
 """
 from __future__ import annotations
 
 import numpy as np
+
+import reference as ref
 
 # Relative tolerances against the float64 reference.  float64: SPEC.md promises a
 # few ulp (about 1e-13); float32 is checked against float64 computed from the same
@@ -54,14 +57,48 @@ def prob_target(rng, shape, axis, normalized=True):
 
 
 # ----------------------------------------------------------------------------
-# PyTorch bridges (the caller passes the torch module, from the ``torch`` fixture)
+# Test problems
 # ----------------------------------------------------------------------------
 
-def _torch_axis(ndim, axis):
-    if axis is None:
-        return 0 if ndim == 1 else 1
-    return axis % ndim
+REDUCTIONS = ["mean", "sum", "none"]
 
+
+def class_count(shape, axis):
+    return shape[ref.class_axis(axis, len(shape))]
+
+
+def sample_shape(shape, axis):
+    ax = ref.class_axis(axis, len(shape))
+    return shape[:ax] + shape[ax + 1:]
+
+
+def upstream(rng, reduction, samples):
+    """A grad_output: a scalar for the reduced losses, loss-shaped for "none"."""
+    if reduction == "none":
+        return rng.standard_normal(samples)
+    return 0.75
+
+
+def make_case(rng, shape, axis, target_kind, weighted, ignore=True):
+    """Random ``(logits, target, weight)`` for an input of ``shape`` with class
+    axis ``axis``: ``target_kind`` "index" (a quarter ignored with ``ignore``),
+    "prob" (rows summing to 1) or "unnormalized"; ``weight`` None unless
+    ``weighted``."""
+    C = class_count(shape, axis)
+    x = 2.0 * rng.standard_normal(shape)
+    if target_kind == "index":
+        t = index_target(rng, sample_shape(shape, axis), C, ignore_frac=0.25 if ignore else 0.0)
+    elif target_kind == "prob":
+        t = prob_target(rng, shape, ref.class_axis(axis, len(shape)))
+    else:   # probabilities that need not sum to 1 (SPEC: allowed)
+        t = prob_target(rng, shape, ref.class_axis(axis, len(shape)), normalized=False)
+    w = rng.uniform(0.2, 2.0, size=C) if weighted else None
+    return x, t, w
+
+
+# ----------------------------------------------------------------------------
+# PyTorch bridges (the caller passes the torch module, from the ``torch`` fixture)
+# ----------------------------------------------------------------------------
 
 def _torch_layout(a, ax, ndim):
     """``a`` with its class axis where PyTorch wants it (1, or 0 for 1-D)."""
@@ -82,7 +119,7 @@ def torch_loss_and_grad(torch, fn_name, input, target, weight=None, *, axis=None
     tdtype = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
               np.dtype(np.float16): torch.float16}[np.dtype(dtype or np.float64)]
     x = np.asarray(input)
-    ax = _torch_axis(x.ndim, axis)
+    ax = ref.class_axis(axis, x.ndim)
     xt = torch.tensor(np.ascontiguousarray(_torch_layout(x, ax, x.ndim)), dtype=tdtype,
                       requires_grad=True)
     tgt = np.asarray(target)

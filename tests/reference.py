@@ -251,7 +251,8 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
         return loss
     factor = _grad_factor(reduction, grad_output, sample_shape, denom)
     g = np.zeros(x.shape)
-    np.put_along_axis(g, y_safe[..., None], (-w_y * factor)[..., None], axis=-1)
+    with np.errstate(invalid="ignore"):     # 0 * inf of a NaN mean: masked below
+        np.put_along_axis(g, y_safe[..., None], (-w_y * factor)[..., None], axis=-1)
     g = np.where(keep[..., None], g, 0.0)
     return loss, np.moveaxis(g, -1, ax)
 

@@ -15,8 +15,9 @@ import pytest
 
 import fastxent as fx
 import reference as ref
-from helpers import (GRAD_ATOL, RTOL, assert_close, assert_grad_close, index_target,
-                     prob_target, torch_loss_and_grad)
+from helpers import (REDUCTIONS, RTOL, assert_close, assert_grad_close, class_count,
+                     index_target, make_case, prob_target, sample_shape, torch_loss_and_grad,
+                     upstream)
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -33,39 +34,6 @@ LAYOUTS = [
     pytest.param((3, 4, 6), -1, id="batch-seq-vocab"),
     pytest.param((3, 4, 6), 0, id="NCd-axis0"),
 ]
-REDUCTIONS = ["mean", "sum", "none"]
-
-
-def class_count(shape, axis):
-    return shape[ref.class_axis(axis, len(shape))]
-
-
-def sample_shape(shape, axis):
-    ax = ref.class_axis(axis, len(shape))
-    return shape[:ax] + shape[ax + 1:]
-
-
-def upstream(rng, reduction, samples):
-    """A grad_output: a scalar for the reduced losses, loss-shaped for "none"."""
-    if reduction == "none":
-        return rng.standard_normal(samples)
-    return 0.75
-
-
-def make_case(rng, shape, axis, target_kind, weighted, ignore=True):
-    """Logits, targets and weights for one layout."""
-    C = class_count(shape, axis)
-    x = 2.0 * rng.standard_normal(shape)
-    if target_kind == "index":
-        t = index_target(rng, sample_shape(shape, axis), C, ignore_frac=0.25 if ignore else 0.0)
-    elif target_kind == "prob":
-        t = prob_target(rng, shape, ref.class_axis(axis, len(shape)))
-    else:   # probabilities that need not sum to 1 (SPEC: allowed)
-        t = prob_target(rng, shape, ref.class_axis(axis, len(shape)), normalized=False)
-    w = rng.uniform(0.2, 2.0, size=C) if weighted else None
-    return x, t, w
-
-
 # ----------------------------------------------------------------------------
 # The whole option matrix against the float64 reference and against PyTorch
 # ----------------------------------------------------------------------------
