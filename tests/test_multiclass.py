@@ -413,6 +413,44 @@ def test_reference_grad_is_derivative_of_reference_loss(rng):
         assert_close(g, num, rtol=1e-6, atol=1e-8)
 
 
+MPMATH_ROWS = [
+    ([0.0, 1.0, 2.0, 3.0], 3),
+    ([1e-8, 0.0, -1e-8], 1),                   # nearly uniform
+    ([40.0, 0.0, -40.0, 3.0], 0),              # a confident, correct row: loss ~ 5e-17
+    ([40.0, 0.0, -40.0, 3.0], 2),              # a confident, wrong row: loss ~ 80
+    ([700.0, 699.0, -700.0], 1),               # exp would overflow unshifted
+    ([-745.0, -746.0, -800.0, -744.5], 3),     # exp would underflow unshifted
+]
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+@pytest.mark.parametrize("row, y", MPMATH_ROWS)
+def test_cross_entropy_matches_mpmath(row, y, eps):
+    """An oracle independent of floating point: 50 significant digits."""
+    mpmath = pytest.importorskip("mpmath")
+    mpf = mpmath.mpf
+    w = [1.5, 0.5, 1.0, 2.0][: len(row)]
+    C = len(row)
+    with mpmath.workdps(50):
+        xs = [mpf(v) for v in row]
+        lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
+        lp = [v - lse for v in xs]
+        e = mpf(eps)
+        loss = (1 - e) * (-w[y] * lp[y]) - e / C * mpmath.fsum(wc * lpc for wc, lpc in zip(w, lp))
+        Q = (1 - e) * w[y] + e / C * mpmath.fsum(w)
+        grad = [mpmath.exp(lp[c]) * Q - w[c] * (e / C + (1 - e if c == y else 0))
+                for c in range(C)]
+        loss, Q, grad = float(loss), float(Q), [float(g) for g in grad]
+
+    got, got_grad = fx.cross_entropy(np.array(row), np.int64(y), w, label_smoothing=eps,
+                                     reduction="sum", return_grad=True)
+    # absolute error ~ ulp(1): a loss of 1e-16 (a confident, correct row) comes out as
+    # log(1 + 1e-16) = 0, as in PyTorch; relative elsewhere
+    assert_close(got, loss, rtol=4e-15, atol=4e-16 * sum(w))
+    # the gradient is p * Q - w * q: absolute error ~ ulp(Q) where p rounds to 1
+    assert_close(got_grad, grad, rtol=1e-14, atol=4e-16 * Q)
+
+
 # ----------------------------------------------------------------------------
 # Kernel paths: long rows in chunks, strided tiles, many blocks
 # ----------------------------------------------------------------------------
