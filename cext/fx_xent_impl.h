@@ -194,11 +194,11 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
         int finite = m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY;
         double Ql = by_index ? (1.0 - eps) * wy[l] + smooth_Q : Q[l];
         double Dl = by_index ? (1.0 - eps) * wy[l] * (xy[l] - (double)m[l]) + b_smooth * D[l] : D[l];
-        double lse = finite ? (double)m[l] + logS : NAN;
+        double lse_rel = finite ? logS : NAN;      /* lse - max, see fx_xent_rows */
         double gs = gout ? gout[l] * gscale : gscale;
         double li = finite ? Ql * logS - Dl : NAN;
         loss[l] = keep[l] != (REAL)0 ? li : 0.0;
-        f[l] = (REAL)(gs * Ql * FX_SFX_D(fx_exp)((double)sh[l] - lse));
+        f[l] = (REAL)(gs * Ql * FX_SFX_D(fx_exp)(-lse_rel));   /* sh == m where finite */
         a[l] = (REAL)(by_index ? gs * (1.0 - eps) * wy[l] : gs * (1.0 - eps));
         b[l] = (REAL)(gs * b_smooth);
     }
@@ -291,7 +291,10 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
         double M;
         int finite;
         double logS = FX_SFX(fx_row_stats)(xr, C, K, gr, shifts, &M, &finite);
-        double lse = finite ? M + logS : NAN;   /* PyTorch: a row whose max is not finite is NaN */
+        /* lse - M, NaN when the max is not finite (PyTorch: such a row is NaN).
+           Kept relative to M: M + logS would lose logS to rounding when |M| is
+           large, and p = exp(x - M - logS) with it. */
+        double lse_rel = finite ? logS : NAN;
         /* Q = sum_c w_c q_c and D = sum_c w_c q_c (x_c - M): loss = Q log S - D */
         double Q, D, wy = 0.0;
         if (y) {
@@ -329,9 +332,9 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
             REAL a = (REAL)(gs * (1.0 - eps)), b = (REAL)(gs * b_smooth);
             for (Py_ssize_t k = 0; k < nk; k++) {
                 Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
-                /* p_j = e_j exp(shift_k - lse); a chunk of -inf has p = 0 */
+                /* p_j = e_j exp(shift_k - M - logS); a chunk of -inf has p = 0 */
                 REAL f = shifts[k] == -(REAL)INFINITY && finite
-                             ? (REAL)0 : (REAL)(gs * Q * FX_SFX_D(fx_exp)((double)shifts[k] - lse));
+                             ? (REAL)0 : (REAL)(gs * Q * FX_SFX_D(fx_exp)(((double)shifts[k] - M) - lse_rel));
                 if (y)
                     FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, NULL, 0, b);
                 else
@@ -359,7 +362,7 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
                                 int mode, REAL *lse_out, REAL *out)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE];
-    double s[FX_TILE], lse[FX_TILE];
+    double s[FX_TILE], lse[FX_TILE], logs[FX_TILE];
     Py_ssize_t c;
     int l, any_odd = 0;
     for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; }
@@ -378,8 +381,9 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
         }
     }
     for (l = 0; l < T; l++) {
-        lse[l] = (double)sh[l] + FX_SFX_D(fx_log)(s[l]);
-        f[l] = (REAL)FX_SFX_D(fx_exp)((double)sh[l] - lse[l]);
+        logs[l] = FX_SFX_D(fx_log)(s[l]);            /* lse relative to the shift */
+        lse[l] = (double)sh[l] + logs[l];
+        f[l] = (REAL)FX_SFX_D(fx_exp)(-logs[l]);
     }
     for (l = 0; l < T; l++) any_odd |= !(lse[l] > -INFINITY && lse[l] < INFINITY);
     if (lse_out)
@@ -390,12 +394,12 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
         REAL *oc = out + c * inner;
         if (any_odd)
             for (l = 0; l < T; l++)
-                oc[l] = isfinite(lse[l]) ? (mode == FX_SOFTMAX ? oc[l] * f[l] : (REAL)((double)xc[l] - lse[l]))
+                oc[l] = isfinite(lse[l]) ? (mode == FX_SOFTMAX ? oc[l] * f[l] : (REAL)(((double)xc[l] - sh[l]) - logs[l]))
                                          : FX_SFX(fx_lse_elem)(xc[l], lse[l], mode);
         else if (mode == FX_SOFTMAX)
             for (l = 0; l < T; l++) oc[l] *= f[l];
         else
-            for (l = 0; l < T; l++) oc[l] = (REAL)((double)xc[l] - lse[l]);
+            for (l = 0; l < T; l++) oc[l] = (REAL)(((double)xc[l] - sh[l]) - logs[l]);
     }
 }
 
@@ -426,17 +430,20 @@ static void FX_SFX(fx_lse_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t C, 
         /* max not finite: S is then only 0, inf or NaN, and log(S) is the scipy answer */
         double lse = finite ? M + logS : logS;
         if (lse_out) lse_out[r] = (REAL)lse;
+        /* softmax and log_softmax relative to M: (x - M) - logS keeps full
+           precision where M + logS would round logS away (|M| large) */
         if (!orow) continue;
         if (!isfinite(lse)) {
             for (Py_ssize_t j = 0; j < C; j++) orow[j] = FX_SFX(fx_lse_elem)(xr[j], lse, mode);
         } else if (mode == FX_SOFTMAX) {
             for (Py_ssize_t k = 0; k < nk; k++) {
                 Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
-                REAL f = shifts[k] == -(REAL)INFINITY ? (REAL)0 : (REAL)FX_SFX_D(fx_exp)((double)shifts[k] - lse);
+                REAL f = shifts[k] == -(REAL)INFINITY ? (REAL)0
+                                                      : (REAL)FX_SFX_D(fx_exp)(((double)shifts[k] - M) - logS);
                 FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0);
             }
         } else {
-            for (Py_ssize_t j = 0; j < C; j++) orow[j] = (REAL)((double)xr[j] - lse);
+            for (Py_ssize_t j = 0; j < C; j++) orow[j] = (REAL)(((double)xr[j] - M) - logS);
         }
     }
 }

@@ -55,7 +55,10 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
         if reduction == "mean":
             with np.errstate(divide="ignore", invalid="ignore"):
                 gscale = float(np.float64(gscale) / np.float64(denom))
-        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype, x, tgt)
+        # out may overlap nothing the kernels read, nor the caller's input
+        # (a float16 input is read from a float32 copy, but out would overwrite it)
+        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype, x, input, tgt,
+                                      *(a for a in (w, gout) if a is not None))
         if kind == "nll":
             g.fill(0)   # the nll kernel writes the target entries only
     elif grad_output is not None or out is not None:
@@ -165,7 +168,7 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
             res = res.reshape((1,) * a.ndim) if axis is None else np.expand_dims(res, ax)
         res = res.astype(result_dtype, copy=False)
         return res[()] if res.ndim == 0 else res
-    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a)
+    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
     kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
     return _args.finish_grad(res, out_to, result_dtype)
 
