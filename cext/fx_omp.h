@@ -6,9 +6,11 @@
 #include <omp.h>
 static inline int fx_openmp_enabled(void) { return 1; }
 static inline int fx_omp_max_threads(void) { return omp_get_max_threads(); }
+static inline void fx_omp_set_num_threads(int n) { omp_set_num_threads(n); }
 #else
 static inline int fx_openmp_enabled(void) { return 0; }
 static inline int fx_omp_max_threads(void) { return 1; }
+static inline void fx_omp_set_num_threads(int n) { (void)n; }
 #endif
 
 /* CPU features for choosing the kernel module at import (x86-64 only). */

@@ -18,6 +18,20 @@ static inline REAL FX_SFX(fx_chunk_max)(const REAL *restrict x, Py_ssize_t n)
     return m;
 }
 
+/* 1 when the softmax of x[0:n] is NaN throughout: a NaN, a +inf, or no entry
+   above -inf. */
+static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n)
+{
+    REAL m = -(REAL)INFINITY;
+    int nan = 0;
+#pragma omp simd reduction(max:m) reduction(|:nan)
+    for (Py_ssize_t j = 0; j < n; j++) {
+        m = x[j] > m ? x[j] : m;
+        nan |= x[j] != x[j];
+    }
+    return nan || !(m > -(REAL)INFINITY && m < (REAL)INFINITY);
+}
+
 /* sum_j exp(x[j] - shift), accumulated in double in FX_LANES partial sums that
    are added in a fixed order.  With e_out, exp(x[j] - shift) is stored too. */
 static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t n, REAL shift,
@@ -195,9 +209,11 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
         double Ql = by_index ? (1.0 - eps) * wy[l] + smooth_Q : Q[l];
         double Dl = by_index ? (1.0 - eps) * wy[l] * (xy[l] - (double)m[l]) + b_smooth * D[l] : D[l];
         double lse_rel = finite ? logS : NAN;      /* lse - max, see fx_xent_rows */
-        double gs = gout ? gout[l] * gscale : gscale;
+        /* an ignored lane has a zero upstream gradient; as in PyTorch, its
+           gradient is still NaN where its softmax is (NaN or +inf logits) */
+        double gs = keep[l] != (REAL)0 ? (gout ? gout[l] * gscale : gscale) : 0.0;
         double li = finite ? Ql * logS - Dl : NAN;
-        loss[l] = keep[l] != (REAL)0 ? li : 0.0;
+        loss[l] = keep[l] != (REAL)0 && C > 0 ? li : 0.0;   /* C == 0: an empty sum */
         f[l] = (REAL)(gs * Ql * FX_SFX_D(fx_exp)(-lse_rel));   /* sh == m where finite */
         a[l] = (REAL)(by_index ? gs * (1.0 - eps) * wy[l] : gs * (1.0 - eps));
         b[l] = (REAL)(gs * b_smooth);
@@ -212,9 +228,9 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
             const REAL *tc = t ? t + c * inner : NULL;
             REAL wc = w ? w[c] : (REAL)1;
             if (tc)
-                for (l = 0; l < T; l++) gc[l] = keep[l] != (REAL)0 ? gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]) : (REAL)0;
+                for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]);
             else
-                for (l = 0; l < T; l++) gc[l] = keep[l] != (REAL)0 ? gc[l] * f[l] - wc * b[l] : (REAL)0;
+                for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] - wc * b[l];
         }
         if (by_index)
             for (l = 0; l < T; l++)
@@ -285,7 +301,12 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
         int64_t yr = y ? y[r] : -1;
         if (y && yr == ignore_index) {
             if (loss_out) loss_out[r] = 0;
-            if (gr) memset(gr, 0, (size_t)C * sizeof(REAL));
+            if (gr) {
+                /* a zero upstream gradient times the row's softmax: 0, or NaN
+                   throughout where the softmax is NaN, as in PyTorch */
+                REAL v = FX_SFX(fx_softmax_is_nan)(xr, C) ? (REAL)NAN : (REAL)0;
+                for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
+            }
             continue;
         }
         double M;

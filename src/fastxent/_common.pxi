@@ -9,6 +9,7 @@ from libc.math cimport NAN
 cdef extern from "fx_omp.h" nogil:
     int fx_openmp_enabled()
     int fx_omp_max_threads()
+    void fx_omp_set_num_threads(int n)
     int fx_cpu_has_avx2_fma()
     int fx_cpu_has_avx512f()
 
@@ -56,6 +57,11 @@ def openmp_enabled():
 def omp_max_threads():
     """OpenMP's current default number of threads (1 without OpenMP)."""
     return fx_omp_max_threads()
+
+
+def omp_set_num_threads(int n):
+    """OpenMP's omp_set_num_threads, for the calling thread (no-op without OpenMP)."""
+    fx_omp_set_num_threads(n)
 
 
 def cpu_features():

@@ -35,37 +35,39 @@ def _select() -> tuple[ModuleType, str]:
 
 kernels, simd_path = _select()
 
-# OpenMP's default in this process at import: it honours OMP_NUM_THREADS.
-_omp_default = _kernels_baseline.omp_max_threads()
-_num_threads: int | None = None
+_num_threads: int | None = None     # set_num_threads's value, None until called
 
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads fastxent uses when a call passes ``n_threads=None``.
 
+    It also sets OpenMP's thread count of the calling thread (as
+    ``omp_set_num_threads`` does), so that more threads than OpenMP's default
+    can be asked for.
+
     Examples
     --------
     >>> import fastxent
-    >>> fastxent.set_num_threads(2)
+    >>> fastxent.set_num_threads(1)
     >>> fastxent.get_num_threads()
-    2
+    1
     """
     global _num_threads
     _num_threads = _check_threads(n)
+    _kernels_baseline.omp_set_num_threads(_num_threads)
 
 
 def get_num_threads() -> int:
     """The number of threads a call with ``n_threads=None`` uses.
 
-    It starts at OpenMP's default (``OMP_NUM_THREADS`` where set) and follows
-    :func:`set_num_threads`.  While ``threadpoolctl.threadpool_limits`` (or
-    anything else calling ``omp_set_num_threads``) has changed OpenMP's setting
-    in the calling thread, that limit applies instead.
+    OpenMP's current setting (its default honours ``OMP_NUM_THREADS``), capped by
+    :func:`set_num_threads`.  Limits set through OpenMP in the calling thread, such
+    as ``threadpoolctl.threadpool_limits(1)``, therefore always apply.  (PyTorch
+    shares the OpenMP runtime on Linux: ``torch.set_num_threads(k)`` limits
+    fastxent to ``k`` as well.)
     """
-    current = _kernels_baseline.omp_max_threads()
-    if current != _omp_default or _num_threads is None:
-        return current
-    return _num_threads
+    omp = _kernels_baseline.omp_max_threads()
+    return omp if _num_threads is None else min(_num_threads, omp)
 
 
 def _check_threads(n) -> int:
