@@ -241,12 +241,21 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
 
 /* Copies a (rows x cols) block with row stride ld_src into dst with row stride
    ld_dst, transposed: dst[c * ld_dst + r] = src[r * ld_src + c]. */
-static inline void FX_SFX(fx_transpose)(const REAL *src, Py_ssize_t rows, Py_ssize_t cols,
-                                        Py_ssize_t ld_src, REAL *dst, Py_ssize_t ld_dst)
+static inline void FX_SFX(fx_transpose)(const REAL *restrict src, Py_ssize_t rows, Py_ssize_t cols,
+                                        Py_ssize_t ld_src, REAL *restrict dst, Py_ssize_t ld_dst)
 {
-    for (Py_ssize_t r = 0; r < rows; r++)
+    /* the inner loop runs along the longer side, contiguous on one end */
+    if (rows >= cols) {
         for (Py_ssize_t c = 0; c < cols; c++)
-            dst[c * ld_dst + r] = src[r * ld_src + c];
+#pragma omp simd
+            for (Py_ssize_t r = 0; r < rows; r++)
+                dst[c * ld_dst + r] = src[r * ld_src + c];
+    } else {
+        for (Py_ssize_t r = 0; r < rows; r++)
+#pragma omp simd
+            for (Py_ssize_t c = 0; c < cols; c++)
+                dst[c * ld_dst + r] = src[r * ld_src + c];
+    }
 }
 
 /* Rows of few classes (C <= FX_SMALL_C): a row is too short to vectorize along,
