@@ -8,6 +8,7 @@ happens; the table goes to stdout at the end.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -39,7 +40,9 @@ def default_threads() -> list:
     return sorted({1, _kernels.get_num_threads()})
 
 
+@functools.lru_cache(maxsize=None)
 def _import_torch():
+    """PyTorch, or None; imported when first needed (it takes seconds)."""
     try:
         import torch
     except ImportError:
@@ -76,7 +79,6 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
     err = err or sys.stderr
     threads = threads or default_threads()
     repeat = repeat or REPEAT["quick" if quick else "full"]
-    torch = _import_torch()
 
     def progress(text):
         err.write(text)
@@ -112,6 +114,7 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
         del buf
         floors.append((label, copy_floor, exp_floor))
 
+        torch = _import_torch()
         for op in wl.ops:
             progress(f", {op}")
             function, grad = wl.function(op), OPS[op][1]
@@ -130,6 +133,7 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
         progress(f" ({time.perf_counter() - t0:.1f} s)\n")
     progress(f"done in {time.perf_counter() - started:.1f} s\n")
 
+    torch = _import_torch()
     peer = f"PyTorch {torch.__version__}" if torch is not None else "PyTorch not installed"
     print(f"fastxent bench: {_info.summary()}; {peer}", file=out)
     print(f"{'quick, ' if quick else ''}{'tiny arrays (timings mean nothing), ' if tiny else ''}"
