@@ -84,6 +84,8 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
         err.write(text)
         err.flush()
 
+    progress(f"fastxent bench: {_info.summary()}; threads {','.join(map(str, threads))}, "
+             f"median of {repeat}\n")
     jobs = [(wl, dtype) for wl in WORKLOADS if wl.quick or not quick
             for dtype in (wl.dtypes[:1] if quick else wl.dtypes)]
     rows, floors, notes = [], [], []

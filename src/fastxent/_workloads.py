@@ -179,6 +179,22 @@ def time_median(fn, repeat=5, warmup=1) -> float:
     return statistics.median(times)
 
 
+def time_ratio(fn, reference, repeat=5, warmup=1) -> float:
+    """Median over ``repeat`` rounds of time(fn()) / time(reference()), the two timed
+    back to back in each round, so that both see the same load on a busy machine."""
+    for _ in range(warmup):
+        fn()
+        reference()
+    ratios = []
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        fn()
+        middle = time.perf_counter()
+        reference()
+        ratios.append((middle - start) / (time.perf_counter() - middle))
+    return statistics.median(ratios)
+
+
 def tolerance(dtype) -> float:
     return 1e-4 if np.dtype(dtype).itemsize <= 4 else 1e-10
 
