@@ -29,9 +29,8 @@ def _reduce(loss: np.ndarray, reduction: str):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _finish(loss, grad, scale, return_grad):
-    if not return_grad:
-        return loss
+def _with_grad(loss, grad, scale):
+    """``(loss, grad)``, the gradient scaled in place by the reduction's factor."""
     if scale is not None:
         grad *= grad.dtype.type(scale)
     return loss, grad
@@ -90,7 +89,7 @@ def cross_entropy(input, target, *, reduction="mean", axis=None, return_grad=Fal
     else:
         grad *= t_sum
         grad -= t
-    return _finish(loss, grad, scale, True)
+    return _with_grad(loss, grad, scale)
 
 
 def nll_loss(input, target, *, reduction="mean", axis=None, return_grad=False):
@@ -102,7 +101,7 @@ def nll_loss(input, target, *, reduction="mean", axis=None, return_grad=False):
         return loss
     grad = np.zeros_like(x)
     np.put_along_axis(grad, idx, -1, axis=ax)
-    return _finish(loss, grad, scale, True)
+    return _with_grad(loss, grad, scale)
 
 
 def binary_cross_entropy_with_logits(input, target, *, reduction="mean", return_grad=False):
@@ -115,7 +114,7 @@ def binary_cross_entropy_with_logits(input, target, *, reduction="mean", return_
     grad = np.subtract(x, softplus, out=softplus)          # log(sigmoid(x))
     np.exp(grad, out=grad)
     grad -= t
-    return _finish(loss, grad, scale, True)
+    return _with_grad(loss, grad, scale)
 
 
 def binary_cross_entropy(input, target, *, reduction="mean", return_grad=False):
@@ -129,4 +128,4 @@ def binary_cross_entropy(input, target, *, reduction="mean", return_grad=False):
     if not return_grad:
         return loss
     grad = (p - t) / np.maximum(p * (one - p), p.dtype.type(1e-12))
-    return _finish(loss, grad, scale, True)
+    return _with_grad(loss, grad, scale)
