@@ -1,0 +1,131 @@
+"""Plain-NumPy twins of fastxent's functions: the benchmark baseline and a test oracle.
+
+Each twin is written the way a careful NumPy user would write it, in the input's
+dtype: shift by the maximum, ``exp``, ``sum``, ``log``; the gradient as softmax
+minus the target, scaled by the reduction.  Temporaries are reused in place where
+that is the natural thing to do, so the baseline is fair, not a straw man.
+
+They cover what the benchmark workloads call (see ``_workloads.py``) and take the
+same arguments as fastxent's functions, minus ``weight``, ``ignore_index``,
+``label_smoothing``, ``grad_output``, ``out`` and ``n_threads``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _class_axis(x: np.ndarray, axis) -> int:
+    return (0 if x.ndim == 1 else 1) if axis is None else axis % x.ndim
+
+
+def _reduce(loss: np.ndarray, reduction: str):
+    """The reduced loss and the factor its gradient is scaled by."""
+    if reduction == "none":
+        return loss, None
+    if reduction == "sum":
+        return loss.dtype.type(loss.sum()), None
+    if reduction == "mean":
+        return loss.dtype.type(loss.mean()), 1.0 / max(loss.size, 1)
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _with_grad(loss, grad, scale):
+    """``(loss, grad)``, the gradient scaled in place by the reduction's factor."""
+    if scale is not None:
+        grad *= grad.dtype.type(scale)
+    return loss, grad
+
+
+def _shifted(x: np.ndarray, axis: int):
+    """``x`` minus its maximum along ``axis`` (a new array), and that maximum."""
+    m = np.max(x, axis=axis, keepdims=True)
+    return x - m, m
+
+
+def logsumexp(x, axis=-1):
+    x = np.asarray(x)
+    z, m = _shifted(x, axis)
+    s = np.sum(np.exp(z, out=z), axis=axis, keepdims=True)
+    return np.squeeze(np.log(s) + m, axis=axis)
+
+
+def softmax(x, axis=-1):
+    z, _ = _shifted(np.asarray(x), axis)
+    e = np.exp(z, out=z)
+    e /= np.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def log_softmax(x, axis=-1):
+    z, _ = _shifted(np.asarray(x), axis)
+    z -= np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    return z
+
+
+def cross_entropy(input, target, *, reduction="mean", axis=None, return_grad=False):
+    x, t = np.asarray(input), np.asarray(target)
+    ax = _class_axis(x, axis)
+    z, _ = _shifted(x, ax)
+    if t.dtype.kind in "iu":                               # class indices
+        idx = np.expand_dims(t, ax)
+        picked = np.take_along_axis(z, idx, axis=ax)
+        e = np.exp(z, out=z)
+        s = np.sum(e, axis=ax, keepdims=True)
+        loss = np.squeeze(np.log(s) - picked, axis=ax)
+    else:                                                  # class probabilities
+        t = t.astype(x.dtype, copy=False)
+        tz = np.sum(t * z, axis=ax, keepdims=True)
+        t_sum = np.sum(t, axis=ax, keepdims=True)
+        e = np.exp(z, out=z)
+        s = np.sum(e, axis=ax, keepdims=True)
+        loss = np.squeeze(np.log(s) * t_sum - tz, axis=ax)
+    loss, scale = _reduce(loss, reduction)
+    if not return_grad:
+        return loss
+    grad = e
+    grad /= s                                              # softmax
+    if t.dtype.kind in "iu":
+        np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=ax) - 1, axis=ax)
+    else:
+        grad *= t_sum
+        grad -= t
+    return _with_grad(loss, grad, scale)
+
+
+def nll_loss(input, target, *, reduction="mean", axis=None, return_grad=False):
+    x, t = np.asarray(input), np.asarray(target)
+    ax = _class_axis(x, axis)
+    idx = np.expand_dims(t, ax)
+    loss, scale = _reduce(-np.squeeze(np.take_along_axis(x, idx, axis=ax), axis=ax), reduction)
+    if not return_grad:
+        return loss
+    grad = np.zeros_like(x)
+    np.put_along_axis(grad, idx, -1, axis=ax)
+    return _with_grad(loss, grad, scale)
+
+
+def binary_cross_entropy_with_logits(input, target, *, reduction="mean", return_grad=False):
+    x = np.asarray(input)
+    t = np.asarray(target).astype(x.dtype, copy=False)
+    softplus = np.logaddexp(x.dtype.type(0), x)            # -log(1 - sigmoid(x))
+    loss, scale = _reduce(softplus - t * x, reduction)
+    if not return_grad:
+        return loss
+    grad = np.subtract(x, softplus, out=softplus)          # log(sigmoid(x))
+    np.exp(grad, out=grad)
+    grad -= t
+    return _with_grad(loss, grad, scale)
+
+
+def binary_cross_entropy(input, target, *, reduction="mean", return_grad=False):
+    p = np.asarray(input)
+    t = np.asarray(target).astype(p.dtype, copy=False)
+    one = p.dtype.type(1)
+    with np.errstate(divide="ignore"):                     # log(0) = -inf, clamped at -100
+        log_p = np.maximum(np.log(p), -100)
+        log_1mp = np.maximum(np.log(one - p), -100)
+    loss, scale = _reduce(-(t * log_p + (one - t) * log_1mp), reduction)
+    if not return_grad:
+        return loss
+    grad = (p - t) / np.maximum(p * (one - p), p.dtype.type(1e-12))
+    return _with_grad(loss, grad, scale)

@@ -1,0 +1,222 @@
+"""The benchmark workloads, defined once.
+
+``python -m fastxent bench`` times them, ``asv_bench/benchmarks/`` parametrizes
+over them and ``tests/test_workloads.py`` checks fastxent against its NumPy twin
+(``_baseline.py``) on their small versions.  A workload is a shape, the dtypes it
+is run in and the loss it stands for; its logits are ``3 * standard_normal`` from a
+fixed seed, so every run of every tool sees the same numbers.
+
+The calls are built here too, as zero-argument callables, so that the bench
+command, asv and the tests time and check exactly the same thing:
+``runner("fastxent" | "numpy", function, ...)`` and ``torch_runner(...)`` for the
+PyTorch peer.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _baseline
+
+# The public functions, by the arguments they take.
+LOSSES = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+NORMALIZERS = ("logsumexp", "softmax", "log_softmax")
+# What each op of a workload calls: the function and whether the gradient is returned.
+OPS = {
+    "loss": (None, False),          # None: the workload's loss function
+    "loss+grad": (None, True),
+    "logsumexp": ("logsumexp", False),
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    what: str
+    shape: tuple
+    tiny_shape: tuple            # the same structure, small: for tests and --tiny
+    dtypes: tuple = ("float32",)
+    binary: bool = False         # elementwise binary loss instead of a class axis
+    quick: bool = True           # part of `bench --quick`
+
+    axis = 1                     # the class axis of a multi-class workload
+
+    @property
+    def loss_function(self) -> str:
+        return "binary_cross_entropy_with_logits" if self.binary else "cross_entropy"
+
+    @property
+    def ops(self) -> tuple:
+        return ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+
+    def function(self, op: str) -> str:
+        return OPS[op][0] or self.loss_function
+
+    def label(self, dtype, tiny=False) -> str:
+        shape = "x".join(map(str, self.tiny_shape if tiny else self.shape))
+        return f"{self.name} {shape} {np.dtype(dtype).name}"
+
+    def make(self, dtype, *, targets="indices", inputs="logits", tiny=False):
+        """``(input, target)`` for this workload, the same on every call.
+
+        targets: "indices" (int64 class indices) or "probabilities" (rows that sum
+        to 1) for a multi-class workload; a binary one always has 0/1 floats.
+        inputs: "logits"; or "log-probabilities" (multi-class, for nll_loss) or
+        "probabilities" (binary, for binary_cross_entropy).
+        Everything is generated in place, so making the data never needs more
+        memory than the data itself (asv's peakmem benchmarks rely on it).
+        """
+        dtype = np.dtype(dtype)
+        shape = self.tiny_shape if tiny else self.shape
+        rng = np.random.default_rng([int(self.name[1:]), int(tiny)])
+        x = rng.standard_normal(shape, dtype=dtype)
+        x *= 3
+        if self.binary:
+            t = rng.random(shape, dtype=dtype)
+            np.rint(t, out=t)                              # 0 or 1
+        elif targets == "indices":
+            C = shape[self.axis]
+            t = rng.integers(0, C, size=shape[:self.axis] + shape[self.axis + 1:])
+        elif targets == "probabilities":
+            t = rng.random(shape, dtype=dtype)
+            t /= t.sum(axis=self.axis, keepdims=True)
+        else:
+            raise ValueError(f"targets must be 'indices' or 'probabilities', got {targets!r}")
+
+        if inputs == "log-probabilities" and not self.binary:
+            x = _baseline.log_softmax(x, axis=self.axis)
+        elif inputs == "probabilities" and self.binary:
+            np.negative(x, out=x)                          # sigmoid, in place
+            np.exp(x, out=x)
+            x += 1
+            np.reciprocal(x, out=x)
+        elif inputs != "logits":
+            raise ValueError(f"inputs={inputs!r} does not fit workload {self.name}")
+        return x, t
+
+
+WORKLOADS = (
+    Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64")),
+    Workload("W2", "many samples, 10 classes", (262144, 10), (512, 10)),
+    Workload("W3", "LLM vocabulary, 263 MB of logits", (512, 128256), (4, 3000), quick=False),
+    Workload("W4", "binary, 4M logits", (4_000_000,), (1000,), ("float32", "float64"), binary=True),
+    Workload("W5", "segmentation, class axis 1", (16, 21, 128, 128), (2, 21, 8, 8)),
+)
+
+
+def get(name: str) -> Workload:
+    for wl in WORKLOADS:
+        if wl.name == name:
+            return wl
+    raise KeyError(f"no workload {name!r}; there are {', '.join(w.name for w in WORKLOADS)}")
+
+
+def available(function: str) -> bool:
+    """Whether this build of fastxent has the public function."""
+    import fastxent
+    return hasattr(fastxent, function)
+
+
+def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=False,
+           n_threads=None):
+    """A zero-argument callable running ``function`` of fastxent or of its NumPy twin."""
+    if impl == "fastxent":
+        import fastxent
+        f, kw = getattr(fastxent, function), {"n_threads": n_threads}
+    elif impl == "numpy":
+        f, kw = getattr(_baseline, function), {}
+    else:
+        raise ValueError(f"impl must be 'fastxent' or 'numpy', got {impl!r}")
+    if function in NORMALIZERS:
+        return lambda: f(x, axis=wl.axis, **kw)
+    if function not in LOSSES:
+        raise ValueError(f"unknown function {function!r}")
+    kw.update(reduction=reduction, return_grad=return_grad)
+    if not wl.binary:
+        kw["axis"] = wl.axis
+    return lambda: f(x, target, **kw)
+
+
+def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=False):
+    """The PyTorch peer of ``runner``: forward, or forward and ``backward()``.
+
+    Runs on PyTorch's own thread count (``torch.set_num_threads``); raises
+    ImportError without torch.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    xt = torch.from_numpy(x)
+    if function == "logsumexp":
+        return lambda: torch.logsumexp(xt, dim=wl.axis)
+    fn = {"cross_entropy": F.cross_entropy,
+          "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits}[function]
+    tt = torch.from_numpy(target)
+    if not return_grad:
+        return lambda: fn(xt, tt, reduction=reduction)
+    xg = torch.from_numpy(x).requires_grad_()
+
+    def forward_backward():
+        xg.grad = None                                     # a fresh gradient, not accumulated
+        loss = fn(xg, tt, reduction=reduction)
+        loss.backward(None if reduction != "none" else torch.ones_like(loss))
+        return loss, xg.grad
+    return forward_backward
+
+
+def time_median(fn, repeat=5, warmup=1) -> float:
+    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_ratio(fn, reference, repeat=5, warmup=1) -> float:
+    """Median over ``repeat`` rounds of time(fn()) / time(reference()), the two timed
+    back to back in each round, so that both see the same load on a busy machine."""
+    for _ in range(warmup):
+        fn()
+        reference()
+    ratios = []
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        fn()
+        middle = time.perf_counter()
+        reference()
+        ratios.append((middle - start) / (time.perf_counter() - middle))
+    return statistics.median(ratios)
+
+
+def tolerance(dtype) -> float:
+    return 1e-4 if np.dtype(dtype).itemsize <= 4 else 1e-10
+
+
+def disagreement(function, wl, x, target=None, *, reduction="mean", return_grad=False,
+                 n_threads=None):
+    """None when fastxent and its NumPy twin agree on this call; else what differs."""
+    kw = dict(reduction=reduction, return_grad=return_grad)
+    fast = runner("fastxent", function, wl, x, target, n_threads=n_threads, **kw)()
+    slow = runner("numpy", function, wl, x, target, **kw)()
+    names = ("loss", "grad") if return_grad else ("result",)
+    fast, slow = (fast, slow) if return_grad else ((fast,), (slow,))
+    rtol = tolerance(x.dtype)
+    for name, a, b in zip(names, fast, slow):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return (f"{function} {name}: fastxent gives {a.dtype}{a.shape}, "
+                    f"NumPy {b.dtype}{b.shape}")
+        atol = rtol * float(np.max(np.abs(b), initial=0.0))
+        if not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+            err = float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0))
+            return (f"{function} {name} (reduction={reduction!r}): fastxent and NumPy differ "
+                    f"by up to {err:.3g} (tolerance {rtol:g} relative)"
+                    + (f"; fastxent {float(a):.9g}, NumPy {float(b):.9g}" if a.ndim == 0 else ""))
+    return None

@@ -1,0 +1,133 @@
+"""The benchmark workloads and tools: fastxent agrees with the NumPy baseline on
+every workload (small versions of the data), and the two commands run."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastxent
+from fastxent import _baseline, _workloads
+from fastxent._workloads import WORKLOADS, disagreement
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _needs(function):
+    if not hasattr(fastxent, function):
+        pytest.skip(f"fastxent.{function} is not in this build yet")
+
+
+def _cases():
+    for wl in WORKLOADS:
+        for dtype in wl.dtypes:
+            if wl.binary:
+                yield wl, dtype, "binary_cross_entropy_with_logits", "indices", "logits"
+                yield wl, dtype, "binary_cross_entropy", "indices", "probabilities"
+            else:
+                yield wl, dtype, "cross_entropy", "indices", "logits"
+                yield wl, dtype, "cross_entropy", "probabilities", "logits"
+                yield wl, dtype, "nll_loss", "indices", "log-probabilities"
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("wl, dtype, function, targets, inputs",
+                         [pytest.param(*c, id=f"{c[0].name}-{c[1]}-{c[2]}-{c[3]}") for c in _cases()])
+def test_loss_and_grad_agree_with_baseline(wl, dtype, function, targets, inputs, reduction):
+    _needs(function)
+    x, t = wl.make(dtype, targets=targets, inputs=inputs, tiny=True)
+    for return_grad in (False, True):
+        assert disagreement(function, wl, x, t, reduction=reduction,
+                            return_grad=return_grad, n_threads=2) is None
+
+
+@pytest.mark.parametrize("function", _workloads.NORMALIZERS)
+@pytest.mark.parametrize("wl", [w for w in WORKLOADS if not w.binary], ids=lambda w: w.name)
+def test_normalizers_agree_with_baseline(wl, function):
+    for dtype in wl.dtypes:
+        x, _ = wl.make(dtype, tiny=True)
+        assert disagreement(function, wl, x) is None
+
+
+def _break_baseline(monkeypatch):
+    """Makes the NumPy cross_entropy score the wrong class."""
+    original = _baseline.cross_entropy
+    monkeypatch.setattr(_baseline, "cross_entropy",
+                        lambda x, t, **kw: original(x, (t + 1) % x.shape[1], **kw))
+
+
+def test_disagreement_is_reported(monkeypatch):
+    wl = _workloads.get("W1")
+    x, t = wl.make("float64", tiny=True)
+    assert disagreement("cross_entropy", wl, x, t) is None
+    _break_baseline(monkeypatch)
+    assert "differ" in disagreement("cross_entropy", wl, x, t)
+
+
+def test_bench_stops_when_fastxent_disagrees(monkeypatch, capsys):
+    from fastxent.__main__ import main
+    _break_baseline(monkeypatch)
+    assert main(["bench", "--quick", "--tiny", "--repeat", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "disagrees with the NumPy baseline" in err and "W1" in err
+    assert "| workload" not in out                     # nothing timed, no table
+
+
+def test_workload_data_is_deterministic_and_in_dtype():
+    for wl in WORKLOADS:
+        for dtype in wl.dtypes:
+            x1, t1 = wl.make(dtype, tiny=True)
+            x2, t2 = wl.make(dtype, tiny=True)
+            assert x1.dtype == dtype and x1.shape == wl.tiny_shape
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(t1, t2)
+            if wl.binary:
+                assert set(np.unique(t1)) <= {0.0, 1.0}
+            else:
+                assert t1.min() >= 0 and t1.max() < wl.tiny_shape[wl.axis]
+
+
+def test_baseline_does_not_modify_inputs():
+    for wl, dtype, function, targets, inputs in _cases():
+        x, t = wl.make(dtype, targets=targets, inputs=inputs, tiny=True)
+        x0, t0 = x.copy(), t.copy()
+        _workloads.runner("numpy", function, wl, x, t, return_grad=True)()
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(t, t0)
+
+
+def _run_module(*args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastxent.__file__)), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "fastxent", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_info_command():
+    res = _run_module("info")
+    assert res.returncode == 0, res.stderr
+    for field in ("fastxent:", "NumPy:", "OpenMP:", "SIMD compiled:", "SIMD chosen:",
+                  "threads:", "OMP_NUM_THREADS:"):
+        assert field in res.stdout
+    assert fastxent.__version__ in res.stdout
+
+
+def test_bench_command_prints_a_table():
+    res = _run_module("bench", "--quick", "--repeat", "1", "--tiny", "--threads", "1,2")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert any(line.startswith("| workload") and "fastxent ms" in line for line in lines)
+    rows = [line for line in lines if line.startswith("| W")]
+    # W1 float32, W2 and W5 always, W4 once fastxent has its binary loss: 3 ops x 2 threads
+    assert {row.split("|")[1].split()[0] for row in rows} >= {"W1", "W2", "W5"}
+    assert all(row.count("|") == 11 for row in rows)
+    assert "W3" not in res.stdout                      # not part of --quick
+    assert "[1/4]" in res.stderr and "done in" in res.stderr   # progress on stderr
+
+
+def test_bench_rejects_bad_threads():
+    res = _run_module("bench", "--threads", "0")
+    assert res.returncode == 2
+    assert "--threads" in res.stderr
