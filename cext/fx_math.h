@@ -90,23 +90,7 @@ static FX_INLINE double fx_log_poly_d(double z)
 #define FX_C_SQRTH_BITS 0x3f3504f3u           /* sqrt(1/2) */
 #define FX_C_MIN_NORMAL 1.17549435e-38f
 #define FX_C_TWO_MANT 8388608.0f
-#include "fx_math_impl.h"
-#undef REAL
-#undef UINT
-#undef SINT
-#undef FX_SFX
-#undef FX_C_SHIFTER
-#undef FX_C_EXP_HI
-#undef FX_C_EXP_LO
-#undef FX_C_LOG2E
-#undef FX_C_LN2_HI
-#undef FX_C_LN2_LO
-#undef FX_C_BIAS
-#undef FX_C_MANT
-#undef FX_C_MANT_MASK
-#undef FX_C_SQRTH_BITS
-#undef FX_C_MIN_NORMAL
-#undef FX_C_TWO_MANT
+#include "fx_math_impl.h"   /* it #undefs its parameters */
 
 /* ---- double instance ---- */
 #define REAL double
@@ -126,21 +110,5 @@ static FX_INLINE double fx_log_poly_d(double z)
 #define FX_C_MIN_NORMAL 2.2250738585072014e-308
 #define FX_C_TWO_MANT 4503599627370496.0
 #include "fx_math_impl.h"
-#undef REAL
-#undef UINT
-#undef SINT
-#undef FX_SFX
-#undef FX_C_SHIFTER
-#undef FX_C_EXP_HI
-#undef FX_C_EXP_LO
-#undef FX_C_LOG2E
-#undef FX_C_LN2_HI
-#undef FX_C_LN2_LO
-#undef FX_C_BIAS
-#undef FX_C_MANT
-#undef FX_C_MANT_MASK
-#undef FX_C_SQRTH_BITS
-#undef FX_C_MIN_NORMAL
-#undef FX_C_TWO_MANT
 
 #endif

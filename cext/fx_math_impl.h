@@ -1,6 +1,7 @@
 /*
  * One template for the element functions of fx_math.h; included once per dtype
- * with REAL, UINT, SINT, FX_SFX and the FX_C_* constants defined.
+ * with REAL, UINT, SINT, FX_SFX and the FX_C_* constants defined, which it
+ * #undefs at its end.
  *
  * Every function is a straight line of arithmetic, compares and selects: no
  * branch, no table, no libm call, so that GCC and Clang vectorize any loop that
@@ -73,3 +74,20 @@ static FX_INLINE REAL FX_SFX(fx_log1p)(REAL u)
     res = u == (REAL)INFINITY ? u : res;
     return res;
 }
+
+#undef REAL
+#undef UINT
+#undef SINT
+#undef FX_SFX
+#undef FX_C_SHIFTER
+#undef FX_C_EXP_HI
+#undef FX_C_EXP_LO
+#undef FX_C_LOG2E
+#undef FX_C_LN2_HI
+#undef FX_C_LN2_LO
+#undef FX_C_BIAS
+#undef FX_C_MANT
+#undef FX_C_MANT_MASK
+#undef FX_C_SQRTH_BITS
+#undef FX_C_MIN_NORMAL
+#undef FX_C_TWO_MANT

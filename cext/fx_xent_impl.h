@@ -146,6 +146,32 @@ static inline double FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, Py_ssize_
 /* Class axis with a stride (inner > 1): lanes are sample positions          */
 /* ------------------------------------------------------------------------ */
 
+/* The statistics of a tile, per lane l: max m[l], shift sh[l] (fx_shift_of)
+   and s[l] = sum_c exp(x[c * inner + l] - sh[l]); e (may be NULL, laid out like
+   x) receives the exponentials. */
+static inline void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
+                                         Py_ssize_t inner, REAL *restrict m, REAL *restrict sh,
+                                         double *restrict s, REAL *restrict e)
+{
+    Py_ssize_t c;
+    int l;
+    for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; }
+    for (c = 0; c < C; c++) {
+        const REAL *xc = x + c * inner;
+        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+    }
+    for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
+    for (c = 0; c < C; c++) {
+        const REAL *xc = x + c * inner;
+        if (e) {
+            REAL *ec = e + c * inner;
+            for (l = 0; l < T; l++) { REAL v = FX_SFX(fx_exp)(xc[l] - sh[l]); ec[l] = v; s[l] += (double)v; }
+        } else {
+            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+        }
+    }
+}
+
 /*
  * Cross-entropy of one tile: positions [0, T) (T <= FX_TILE) of one outer index,
  * class c of lane l at x[c * inner + l].  y, loss_out, gout are indexed by lane;
@@ -164,21 +190,8 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
     const int by_index = y != NULL;
     Py_ssize_t c;
     int l;
-    for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; Q[l] = 0.0; D[l] = 0.0; }
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
-    }
-    for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        if (g) {
-            REAL *gc = g + c * inner;
-            for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); gc[l] = e; s[l] += (double)e; }
-        } else {
-            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
-        }
-    }
+    for (l = 0; l < T; l++) { Q[l] = 0.0; D[l] = 0.0; }
+    FX_SFX(fx_tile_stats)(x, T, C, inner, m, sh, s, g);
     /* target mass: smoothing or probabilities need a pass over the classes */
     if (!by_index || eps > 0.0) {
         double qa = by_index ? 0.0 : 1.0 - eps, qb = by_index ? 1.0 : b_smooth;
@@ -395,21 +408,7 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
     double s[FX_TILE], lse[FX_TILE], logs[FX_TILE];
     Py_ssize_t c;
     int l, any_odd = 0;
-    for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; }
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
-    }
-    for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        if (mode == FX_SOFTMAX) {
-            REAL *oc = out + c * inner;
-            for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); oc[l] = e; s[l] += (double)e; }
-        } else {
-            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
-        }
-    }
+    FX_SFX(fx_tile_stats)(x, T, C, inner, m, sh, s, mode == FX_SOFTMAX ? out : NULL);
     for (l = 0; l < T; l++) {
         logs[l] = FX_SFX_D(fx_log)(s[l]);            /* lse relative to the shift */
         lse[l] = (double)sh[l] + logs[l];

@@ -187,6 +187,41 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs: np.ndar
     return out, None
 
 
+def grad_setup(return_grad: bool, grad_output, out, reduction: str, loss_shape: tuple,
+               denom: float, x: np.ndarray, result_dtype, *inputs: np.ndarray):
+    """Everything the kernels need for the gradient of one call.
+
+    Returns ``(g, out_to, gout, gscale)``: the buffer for the gradient (None
+    without ``return_grad``), the ``out`` to copy it to afterwards, the per-sample
+    factors and the scalar factor (``grad_output`` divided by what a "mean"
+    divides by).  ``inputs`` (None allowed) are the other arrays ``out`` must not
+    overlap, besides ``x`` and ``grad_output``.
+    """
+    if not return_grad:
+        if grad_output is not None or out is not None:
+            raise ValueError("grad_output and out are used only with return_grad=True")
+        return None, None, None, 1.0
+    gout, gscale = grad_scale(grad_output, reduction, loss_shape)
+    if reduction == "mean":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gscale = float(np.float64(gscale) / np.float64(denom))
+    # out may overlap nothing the kernels read, nor the caller's input (a float16
+    # input is read from a float32 copy, but out would overwrite the original)
+    reads = [a for a in (x, *inputs, gout) if a is not None]
+    g, out_to = grad_buffer(out, x.shape, result_dtype, x.dtype, *reads)
+    return g, out_to, gout, gscale
+
+
+def finish(total: float, loss_out, denom: float, reduction: str, result_dtype, g, out_to):
+    """What a loss function returns: the loss (a scalar of the input's dtype, or the
+    per-sample array for "none"), with the gradient when one was computed."""
+    if reduction == "none":
+        loss = loss_out.astype(result_dtype, copy=False)
+    else:
+        loss = result_dtype.type(reduce_loss(total, denom, reduction))
+    return loss if g is None else (loss, finish_grad(g, out_to, result_dtype))
+
+
 def finish_grad(g: np.ndarray, out, result_dtype):
     """The gradient as returned: copied into ``out`` or cast back to float16."""
     if out is not None:

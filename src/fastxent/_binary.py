@@ -28,17 +28,8 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     w, w_dims, w_strides = _args.broadcast_operand(weight, "weight", x.shape, x.dtype)
     pw, pw_dims, pw_strides = _args.broadcast_operand(pos_weight, "pos_weight", x.shape, x.dtype)
 
-    gout, gscale = (None, 1.0)
-    g = out_to = None
-    if return_grad:
-        gout, gscale = _args.grad_scale(grad_output, reduction, x.shape)
-        if reduction == "mean":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gscale = float(np.float64(gscale) / np.float64(x.size))
-        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype,
-                                      *(a for a in (x, t, w, pw) if a is not None))
-    elif grad_output is not None or out is not None:
-        raise ValueError("grad_output and out are used only with return_grad=True")
+    g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
+                                               x.size, x, result_dtype, input, t, w, pw)
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
@@ -50,13 +41,7 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     if bad_t:
         raise _not_probabilities("target", t, bad_t)
 
-    if reduction == "none":
-        loss = loss_out.astype(result_dtype, copy=False)
-    else:
-        loss = result_dtype.type(_args.reduce_loss(total, x.size, reduction))
-    if not return_grad:
-        return loss
-    return loss, _args.finish_grad(g, out_to, result_dtype)
+    return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, out_to)
 
 
 def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return_grad=False,

@@ -48,21 +48,10 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
         raise TypeError(
             f"target must be integer class indices or floating class probabilities, got dtype {tgt.dtype}")
 
-    gout, gscale = (None, 1.0)
-    g = out_to = None
-    if return_grad:
-        gout, gscale = _args.grad_scale(grad_output, reduction, sample_shape)
-        if reduction == "mean":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gscale = float(np.float64(gscale) / np.float64(denom))
-        # out may overlap nothing the kernels read, nor the caller's input
-        # (a float16 input is read from a float32 copy, but out would overwrite it)
-        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype, x, input, tgt,
-                                      *(a for a in (w, gout) if a is not None))
-        if kind == "nll":
-            g.fill(0)   # the nll kernel writes the target entries only
-    elif grad_output is not None or out is not None:
-        raise ValueError("grad_output and out are used only with return_grad=True")
+    g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
+                                               sample_shape, denom, x, result_dtype, input, tgt, w)
+    if g is not None and kind == "nll":
+        g.fill(0)   # the nll kernel writes the target entries only
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
@@ -74,13 +63,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
         total = kernels.nll(flat(x), n_outer, C, inner, y, ignore_index, w,
                             flat(loss_out), flat(g), gout, gscale, nt)
 
-    if reduction == "none":
-        loss = loss_out.astype(result_dtype, copy=False)
-    else:
-        loss = result_dtype.type(_args.reduce_loss(total, denom, reduction))
-    if not return_grad:
-        return loss
-    return loss, _args.finish_grad(g, out_to, result_dtype)
+    return _args.finish(total, loss_out, denom, reduction, result_dtype, g, out_to)
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
