@@ -32,7 +32,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
     w = _args.class_weight(weight, C, x.dtype)
 
-    tgt = np.asarray(target)
+    tgt = _args.asarray(target, "target")
     if tgt.dtype.kind in "iu":
         y, denom = _prepare_index_target(tgt, sample_shape, x.shape, C, ignore_index, w, nt)
         t = None
