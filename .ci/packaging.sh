@@ -16,7 +16,10 @@ root=$PWD
 start=$SECONDS
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-step() { echo "== packaging: $1 ($((SECONDS - start)) s; CPU of commands so far: $(times | tail -1))"; }
+step() {
+    times > "$work/times"           # the user and system CPU time of the commands so far
+    echo "== packaging: $1 ($((SECONDS - start)) s; CPU so far: $(tail -1 "$work/times"))"
+}
 
 python -m pip install -q build
 { python -m build --sdist --no-isolation -o "$work/dist" . &&
