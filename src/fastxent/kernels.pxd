@@ -9,8 +9,10 @@
 #
 #     Extension(..., include_dirs=[fastxent.get_include()])
 #
+# (-Wno-unused-function quiets GCC about the kernels a module does not call.)
+#
 # Contracts (the callers check, the kernels do not):
-#  * x is a C-contiguous (n_rows, C) block: the classes of a row are contiguous.
+#  * The *_rows kernels take a C-contiguous (n_rows, C) block of x.
 #  * y (class indices, one per row) holds values in [0, C) or ignore_index.
 #  * Sums are accumulated in double, in an order that depends on C only.
 
@@ -29,8 +31,8 @@ cdef extern from "fx_xent.h" nogil:
     # like x): pass the other as NULL.  w: C class weights or NULL; w_sum: their
     # sum (C without weights).  loss_out: per-row loss, or NULL.  g: the
     # gradient rows (shaped like x), or NULL; the gradient of row r is scaled by
-    # gout[r] * gscale (gout NULL: by gscale alone), so a "mean" passes
-    # gscale = 1 / (sum of the weights of the rows kept).  g may not alias x.
+    # gout[r] * gscale (gout NULL: by gscale alone): a "mean" passes 1 / what
+    # it divides by (see fastxent.cross_entropy).  g may not alias x.
     # Returns the sum of the row losses.
     double fx_xent_rows_f(const float *x, Py_ssize_t n_rows, Py_ssize_t C,
                           const int64_t *y, int64_t ignore_index,
