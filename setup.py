@@ -7,6 +7,9 @@ Two things are decided here, once, for the compiler in use:
 * SIMD: the kernel module is compiled twice on x86-64, for the baseline
   instruction set and for AVX2+FMA; fastxent/_kernels.py picks one at import.
 
+The C headers of cext/ are also installed as fastxent/include/, for downstream
+Cython code that cimports fastxent.kernels (see fastxent.get_include()).
+
 FASTXENT_SANITIZE=1 builds with AddressSanitizer and UBSan (for tests only).
 """
 import os
@@ -92,6 +95,11 @@ def _is_x86_64():
 class BuildExt(build_ext):
     """Adds the flags that depend on the compiler: optimization, OpenMP, SIMD."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:   # the kernel modules compile side by side
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         cc = self.compiler
         msvc = cc.compiler_type == "msvc"
@@ -122,6 +130,7 @@ class BuildExt(build_ext):
             ext.extra_compile_args = base + simd + (omp[0] if omp else [])
             ext.extra_link_args = link + (omp[1] if omp else [])
         _write_build_info(self, info)
+        _install_headers(self)
         super().build_extensions()
 
 
@@ -145,13 +154,29 @@ def _compiler_version(cc):
 def _write_build_info(cmd, info):
     """Record how the kernels were built, for `python -m fastxent info`."""
     text = "# Written by setup.py at build time.\nBUILD_INFO = " + repr(info) + "\n"
-    targets = [os.path.join(HERE, "src", "fastxent", "_build_info.py")]
-    if not cmd.inplace:
-        targets.append(os.path.join(cmd.build_lib, "fastxent", "_build_info.py"))
-    for path in targets:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
+    for pkg in _package_targets(cmd):
+        os.makedirs(pkg, exist_ok=True)
+        with open(os.path.join(pkg, "_build_info.py"), "w") as f:
             f.write(text)
+
+
+def _package_targets(cmd):
+    """The package directories a build writes generated files into: the source
+    tree (what an in-place or editable build imports) and build_lib (the wheel)."""
+    targets = [os.path.join(HERE, "src", "fastxent")]
+    if not cmd.inplace:
+        targets.append(os.path.join(cmd.build_lib, "fastxent"))
+    return targets
+
+
+def _install_headers(cmd):
+    """Copy cext/*.h to fastxent/include/, the directory fastxent.get_include() names."""
+    for pkg in _package_targets(cmd):
+        inc = os.path.join(pkg, "include")
+        os.makedirs(inc, exist_ok=True)
+        for name in sorted(os.listdir(CEXT)):
+            if name.endswith(".h"):
+                shutil.copy2(os.path.join(CEXT, name), os.path.join(inc, name))
 
 
 def _extensions():

@@ -14,13 +14,39 @@ import numpy as np
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def asarray(x, name: str) -> np.ndarray:
+    """Any array argument as a NumPy array, without a copy where the layout allows.
+
+    ``np.asarray`` takes NumPy arrays, sequences and anything with ``__array__``
+    (PyTorch CPU tensors, JAX arrays: views of their memory) or the buffer
+    protocol; an object offering only ``__dlpack__`` is read through
+    ``np.from_dlpack`` (also a view).  A PyTorch tensor that requires grad is
+    refused with a TypeError rather than detached behind the caller's back.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__dlpack__") and not (hasattr(x, "__array__") or hasattr(x, "__array_interface__")):
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            raise TypeError(f"{name} could not be read through DLPack: {e}") from None
+    try:
+        return np.asarray(x)
+    except RuntimeError:
+        if getattr(x, "requires_grad", False) is True:
+            raise TypeError(
+                f"{name} is a tensor that requires grad; fastxent computes the gradient "
+                f"itself: pass {name}.detach()") from None
+        raise
+
+
 def as_input(x, name: str = "input"):
     """The floating input as a native C-contiguous float32/float64 array.
 
     Returns ``(array, result_dtype)``: float16 is computed in float32 and its
     results are returned as float16.
     """
-    a = np.asarray(x)
+    a = asarray(x, name)
     if a.dtype.kind != "f" or a.dtype.itemsize not in (2, 4, 8):
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {a.dtype}")
     result_dtype = a.dtype.newbyteorder("=")
@@ -31,7 +57,7 @@ def as_input(x, name: str = "input"):
 
 def as_real_array(x, name: str, dtype) -> np.ndarray:
     """A real-valued numeric argument (weights, probabilities) as ``dtype``, C-contiguous."""
-    a = np.asarray(x)
+    a = asarray(x, name)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
     return np.asarray(a, dtype=dtype, order="C")
@@ -154,7 +180,7 @@ def grad_scale(grad_output, reduction: str, loss_shape: tuple):
     (None for ones), and the scalar factor for the reduced losses."""
     if grad_output is None:
         return None, 1.0
-    go = np.asarray(grad_output)
+    go = asarray(grad_output, "grad_output")
     if go.dtype.kind not in "fiu":
         raise TypeError(f"grad_output must be real numbers, got dtype {go.dtype}")
     want = loss_shape if reduction == "none" else ()

@@ -1,32 +1,44 @@
 """Loss classes that mirror PyTorch's modules: options at construction, data at call."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable, Literal, overload
+
 from . import _args
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, nll_loss
 
+if TYPE_CHECKING:
+    from ._typing import Array, ArrayInput, Loss, LossAndGrad
+
 
 class _Loss:
-    _function = None
+    _function: Callable[..., Any]
     _options: tuple = ()
 
-    def __init__(self, weight=None, **options):
+    def __init__(self, weight: ArrayInput | None = None, **options: Any) -> None:
         if "reduction" in options:
             _args.check_reduction(options["reduction"])
         self.weight = weight
         self._kw = options
 
-    def __call__(self, input, target, return_grad=False, grad_output=None, out=None):
+    @overload
+    def __call__(self, input: ArrayInput, target: ArrayInput, return_grad: Literal[False] = ...,
+                 grad_output: ArrayInput | None = ..., out: Array | None = ...) -> Loss: ...
+    @overload
+    def __call__(self, input: ArrayInput, target: ArrayInput, return_grad: Literal[True],
+                 grad_output: ArrayInput | None = ..., out: Array | None = ...) -> LossAndGrad: ...
+    def __call__(self, input: ArrayInput, target: ArrayInput, return_grad: bool = False,
+                 grad_output: ArrayInput | None = None, out: Array | None = None) -> Loss | LossAndGrad:
         return type(self)._function(input, target, self.weight, return_grad=return_grad,
                                     grad_output=grad_output, out=out, **self._kw)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         kw = self.__dict__.get("_kw", {})
         if name in kw:
             return kw[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self._kw.items())
         return f"{type(self).__name__}({'weight=..., ' if self.weight is not None else ''}{opts})"
 
@@ -43,8 +55,9 @@ class CrossEntropyLoss(_Loss):
     """
     _function = staticmethod(cross_entropy)
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0,
-                 axis=None, n_threads=None):
+    def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0, axis: int | None = None,
+                 n_threads: int | None = None) -> None:
         _args.check_label_smoothing(label_smoothing)
         super().__init__(weight, ignore_index=ignore_index, reduction=reduction,
                          label_smoothing=label_smoothing, axis=axis, n_threads=n_threads)
@@ -54,8 +67,9 @@ class NLLLoss(_Loss):
     """:func:`fastxent.nll_loss` with its options fixed, like ``torch.nn.NLLLoss``."""
     _function = staticmethod(nll_loss)
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", axis=None,
-                 n_threads=None):
+    def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", axis: int | None = None,
+                 n_threads: int | None = None) -> None:
         super().__init__(weight, ignore_index=ignore_index, reduction=reduction, axis=axis,
                          n_threads=n_threads)
 

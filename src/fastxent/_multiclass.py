@@ -1,10 +1,15 @@
 """The multi-class family: cross_entropy, nll_loss, logsumexp, softmax, log_softmax."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal, overload
+
 import numpy as np
 
 from . import _args
 from ._kernels import kernels, resolve_threads
+
+if TYPE_CHECKING:
+    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Scalar
 
 
 def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
@@ -32,7 +37,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
     w = _args.class_weight(weight, C, x.dtype)
 
-    tgt = np.asarray(target)
+    tgt = _args.asarray(target, "target")
     if tgt.dtype.kind in "iu":
         y, denom = _prepare_index_target(tgt, sample_shape, x.shape, C, ignore_index, w, nt)
         t = None
@@ -66,9 +71,48 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     return _args.finish(total, loss_out, denom, reduction, result_dtype, g, out_to)
 
 
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0, axis=None, return_grad=False, grad_output=None,
-                  out=None, n_threads=None):
+# For type checkers: a reduced loss is a NumPy scalar, reduction="none" an
+# array, and return_grad=True makes the result a (loss, grad) tuple.
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
+                  label_smoothing: float = ...,
+                  axis: int | None = ..., return_grad: Literal[False] = ...,
+                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                  n_threads: int | None = ...) -> Scalar: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  ignore_index: int = ..., reduction: Literal["none"],
+                  label_smoothing: float = ...,
+                  axis: int | None = ..., return_grad: Literal[False] = ...,
+                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                  n_threads: int | None = ...) -> Array: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
+                  label_smoothing: float = ...,
+                  axis: int | None = ..., return_grad: Literal[True],
+                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                  n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  ignore_index: int = ..., reduction: Literal["none"],
+                  label_smoothing: float = ...,
+                  axis: int | None = ..., return_grad: Literal[True],
+                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                  n_threads: int | None = ...) -> tuple[Array, Array]: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  ignore_index: int = ..., reduction: str = ...,
+                  label_smoothing: float = ...,
+                  axis: int | None = ..., return_grad: bool = ...,
+                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                  n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0, axis: int | None = None, return_grad: bool = False,
+                  grad_output: ArrayInput | None = None, out: Array | None = None,
+                  n_threads: int | None = None) -> Loss | LossAndGrad:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
     Parameters
@@ -117,8 +161,41 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                        axis, return_grad, grad_output, out, n_threads)
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean", axis=None,
-             return_grad=False, grad_output=None, out=None, n_threads=None):
+# For type checkers, as for cross_entropy.
+@overload
+def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+             ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
+             axis: int | None = ..., return_grad: Literal[False] = ...,
+             grad_output: ArrayInput | None = ..., out: Array | None = ...,
+             n_threads: int | None = ...) -> Scalar: ...
+@overload
+def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+             ignore_index: int = ..., reduction: Literal["none"],
+             axis: int | None = ..., return_grad: Literal[False] = ...,
+             grad_output: ArrayInput | None = ..., out: Array | None = ...,
+             n_threads: int | None = ...) -> Array: ...
+@overload
+def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+             ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
+             axis: int | None = ..., return_grad: Literal[True],
+             grad_output: ArrayInput | None = ..., out: Array | None = ...,
+             n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+@overload
+def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+             ignore_index: int = ..., reduction: Literal["none"],
+             axis: int | None = ..., return_grad: Literal[True],
+             grad_output: ArrayInput | None = ..., out: Array | None = ...,
+             n_threads: int | None = ...) -> tuple[Array, Array]: ...
+@overload
+def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+             ignore_index: int = ..., reduction: str = ...,
+             axis: int | None = ..., return_grad: bool = ...,
+             grad_output: ArrayInput | None = ..., out: Array | None = ...,
+             n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
+             ignore_index: int = -100, reduction: str = "mean", axis: int | None = None,
+             return_grad: bool = False, grad_output: ArrayInput | None = None,
+             out: Array | None = None, n_threads: int | None = None) -> Loss | LossAndGrad:
     """Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
 
     ``input`` holds log-probabilities (e.g. from :func:`log_softmax`); ``target``
@@ -156,7 +233,8 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
     return _args.finish_grad(res, out_to, result_dtype)
 
 
-def logsumexp(x, axis=-1, keepdims=False, n_threads=None):
+def logsumexp(x: ArrayInput, axis: int | None = -1, keepdims: bool = False,
+              n_threads: int | None = None) -> Scalar | Array:
     """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
     ``scipy.special.logsumexp`` (``-inf`` entries allowed; ``axis=None``: all).
 
@@ -171,7 +249,8 @@ def logsumexp(x, axis=-1, keepdims=False, n_threads=None):
     return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
 
 
-def softmax(x, axis=-1, out=None, n_threads=None):
+def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
+            n_threads: int | None = None) -> Array:
     """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
 
     ``out`` may receive the result (same shape and dtype as ``x``, C-contiguous,
@@ -186,7 +265,8 @@ def softmax(x, axis=-1, out=None, n_threads=None):
     return _lse_family(kernels.SOFTMAX, x, axis, out=out, n_threads=n_threads)
 
 
-def log_softmax(x, axis=-1, out=None, n_threads=None):
+def log_softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
+                n_threads: int | None = None) -> Array:
     """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax``.
 
     Examples

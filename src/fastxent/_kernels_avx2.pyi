@@ -1,0 +1,2 @@
+# The same module as _kernels_baseline, compiled for AVX2+FMA.
+from ._kernels_baseline import *

@@ -1,0 +1,62 @@
+"""Typed use of fastxent's public API, checked by `mypy --strict` (not by pytest).
+
+tests/test_typing.py runs mypy on this file.  Each assignment states the type a
+user should get; a wrong overload or a missing annotation makes mypy fail.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import fastxent
+
+Scalar = np.floating[Any]
+Array = NDArray[np.floating[Any]]
+
+logits = np.zeros((4, 3), dtype=np.float32)
+labels = np.array([0, 1, 2, 1])
+
+# A reduced loss is a NumPy scalar; reduction="none" gives an array.
+loss: Scalar = fastxent.cross_entropy(logits, labels)
+loss_sum: Scalar = fastxent.cross_entropy(logits, labels, reduction="sum", label_smoothing=0.1)
+per_sample: Array = fastxent.cross_entropy(logits, labels, reduction="none")
+kept = per_sample[labels > 0]
+
+# return_grad=True: a (loss, grad) tuple.
+loss_grad: tuple[Scalar, Array] = fastxent.cross_entropy(logits, labels, return_grad=True)
+loss2, grad = fastxent.cross_entropy(logits, labels, weight=[1.0, 2.0, 3.0], return_grad=True)
+scalar_loss: Scalar = loss2
+grad_array: Array = grad
+none_grad: tuple[Array, Array] = fastxent.cross_entropy(
+    logits, labels, reduction="none", return_grad=True, grad_output=np.ones(4))
+buffer = np.empty_like(logits)
+_, into_out = fastxent.cross_entropy(logits, labels, return_grad=True, out=buffer, n_threads=1)
+
+# A run-time choice of reduction or return_grad gives the union.
+mode: str = "mean"
+flag: bool = bool(len(labels))
+either = fastxent.cross_entropy(logits, labels, reduction=mode, return_grad=flag)
+
+logp = fastxent.log_softmax(logits, axis=-1)
+nll: Scalar = fastxent.nll_loss(logp, labels, ignore_index=1)
+nll_grad: tuple[Scalar, Array] = fastxent.nll_loss(logp, labels, return_grad=True)
+nll_none: Array = fastxent.nll_loss(logp, labels, reduction="none")
+
+probs: Array = fastxent.softmax(logits)
+lse = fastxent.logsumexp(logits, axis=None)
+as_float: float = float(lse)
+
+# Modules: options at construction, (loss, grad) with return_grad=True.
+loss_fn = fastxent.CrossEntropyLoss(weight=np.ones(3), label_smoothing=0.05)
+module_loss = loss_fn(logits, labels)
+module_loss_grad, module_grad = loss_fn(logits, labels, return_grad=True)
+module_grad_array: Array = module_grad
+nll_fn = fastxent.NLLLoss(reduction="sum")
+nll_module_grad: Array = nll_fn(logp, labels, return_grad=True)[1]
+
+threads: int = fastxent.get_num_threads()
+fastxent.set_num_threads(threads)
+include_dir: str = fastxent.get_include()
+version: str = fastxent.__version__
