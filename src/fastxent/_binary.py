@@ -1,10 +1,15 @@
 """The binary family: binary_cross_entropy and binary_cross_entropy_with_logits."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal, overload
+
 import numpy as np
 
 from . import _args
 from ._kernels import kernels, resolve_threads
+
+if TYPE_CHECKING:
+    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Scalar
 
 
 def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
@@ -44,8 +49,35 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, out_to)
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return_grad=False,
-                         grad_output=None, out=None, n_threads=None):
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                         reduction: Literal["mean", "sum"] = ..., return_grad: Literal[False] = ...,
+                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                         n_threads: int | None = ...) -> Scalar: ...
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                         reduction: Literal["none"], return_grad: Literal[False] = ...,
+                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                         n_threads: int | None = ...) -> Array: ...
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                         reduction: Literal["mean", "sum"] = ..., return_grad: Literal[True],
+                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                         n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                         reduction: Literal["none"], return_grad: Literal[True],
+                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                         n_threads: int | None = ...) -> tuple[Array, Array]: ...
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                         reduction: str = ..., return_grad: bool = ...,
+                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                         n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
+                         reduction: str = "mean", return_grad: bool = False,
+                         grad_output: ArrayInput | None = None, out: Array | None = None,
+                         n_threads: int | None = None) -> Loss | LossAndGrad:
     """Binary cross-entropy between probabilities and targets, as
     ``torch.nn.functional.binary_cross_entropy``.
 
@@ -103,9 +135,42 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return
                    grad_output, out, n_threads)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=None,
-                                     reduction="mean", return_grad=False, grad_output=None,
-                                     out=None, n_threads=None):
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                                     pos_weight: ArrayInput | None = ...,
+                                     reduction: Literal["mean", "sum"] = ..., return_grad: Literal[False] = ...,
+                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                                     n_threads: int | None = ...) -> Scalar: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                                     pos_weight: ArrayInput | None = ...,
+                                     reduction: Literal["none"], return_grad: Literal[False] = ...,
+                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                                     n_threads: int | None = ...) -> Array: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                                     pos_weight: ArrayInput | None = ...,
+                                     reduction: Literal["mean", "sum"] = ..., return_grad: Literal[True],
+                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                                     n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                                     pos_weight: ArrayInput | None = ...,
+                                     reduction: Literal["none"], return_grad: Literal[True],
+                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                                     n_threads: int | None = ...) -> tuple[Array, Array]: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                                     pos_weight: ArrayInput | None = ...,
+                                     reduction: str = ..., return_grad: bool = ...,
+                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                                     n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = None, *,
+                                     pos_weight: ArrayInput | None = None, reduction: str = "mean",
+                                     return_grad: bool = False,
+                                     grad_output: ArrayInput | None = None, out: Array | None = None,
+                                     n_threads: int | None = None) -> Loss | LossAndGrad:
     """Binary cross-entropy on logits, as
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
 

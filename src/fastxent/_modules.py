@@ -86,7 +86,8 @@ class BCELoss(_Loss):
     """
     _function = staticmethod(binary_cross_entropy)
 
-    def __init__(self, weight=None, *, reduction="mean", n_threads=None):
+    def __init__(self, weight: ArrayInput | None = None, *, reduction: str = "mean",
+                 n_threads: int | None = None) -> None:
         super().__init__(weight, reduction=reduction, n_threads=n_threads)
 
 
@@ -103,5 +104,6 @@ class BCEWithLogitsLoss(_Loss):
     """
     _function = staticmethod(binary_cross_entropy_with_logits)
 
-    def __init__(self, weight=None, *, pos_weight=None, reduction="mean", n_threads=None):
+    def __init__(self, weight: ArrayInput | None = None, *, pos_weight: ArrayInput | None = None,
+                 reduction: str = "mean", n_threads: int | None = None) -> None:
         super().__init__(weight, pos_weight=pos_weight, reduction=reduction, n_threads=n_threads)
