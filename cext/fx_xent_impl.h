@@ -166,7 +166,6 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
         double M;
         int finite;
         double logS = FX_SFX(fx_row_stats)(xr, C, K, gr, shifts, &M, &finite);
-        double lse = finite ? M + logS : NAN;   /* PyTorch: a row whose max is not finite is NaN */
         /* Q = sum_c w_c q_c and D = sum_c w_c q_c (x_c - M): loss = Q log S - D */
         double Q, D, wy = 0.0;
         if (y) {
@@ -196,7 +195,7 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
                 Q += qsum;
             }
         }
-        double loss = finite ? Q * logS - D : NAN;
+        double loss = finite ? Q * logS - D : NAN;   /* PyTorch: a row whose max is not finite is NaN */
         if (loss_out) loss_out[r] = (REAL)loss;
         total += loss;
         if (gr) {
@@ -204,9 +203,12 @@ static double FX_SFX(fx_xent_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t 
             REAL a = (REAL)(gs * (1.0 - eps)), b = (REAL)(gs * b_smooth);
             for (Py_ssize_t k = 0; k < nk; k++) {
                 Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
-                /* p_j = e_j exp(shift_k - lse); a chunk of -inf has p = 0 */
-                REAL f = shifts[k] == -(REAL)INFINITY && finite
-                             ? (REAL)0 : (REAL)(gs * Q * exp((double)shifts[k] - lse));
+                /* p_j = e_j exp((shift_k - M) - logS), never through lse = M + logS:
+                   that sum loses logS to rounding when |M| is large.  A chunk of -inf
+                   has p = 0; a row whose max is not finite is NaN. */
+                REAL f = !finite ? (REAL)NAN
+                         : shifts[k] == -(REAL)INFINITY ? (REAL)0
+                         : (REAL)(gs * Q * exp(((double)shifts[k] - M) - logS));
                 if (y)
                     FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, NULL, 0, b);
                 else
@@ -233,7 +235,7 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
                                    REAL *loss_out, REAL *g, const double *gout, double gscale)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], keep[FX_TILE];
-    double s[FX_TILE], Q[FX_TILE], D[FX_TILE], lse[FX_TILE];
+    double s[FX_TILE], Q[FX_TILE], D[FX_TILE];
     double b_smooth = eps / (double)C;
     Py_ssize_t c;
     int l;
@@ -270,7 +272,6 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
     for (l = 0; l < T; l++) {
         int finite = isfinite(m[l]);
         double logS = log(s[l]);
-        lse[l] = finite ? (double)m[l] + logS : NAN;
         double gs = gout ? gout[l] * gscale : gscale;
         double loss, Ql;
         keep[l] = 1;
@@ -294,7 +295,8 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
         loss = finite ? loss : NAN;
         if (loss_out) loss_out[l] = (REAL)loss;
         total += loss;
-        f[l] = (REAL)(gs * Ql * exp((double)sh[l] - lse[l]));
+        /* p = e exp(-logS) (sh is the max here); NaN where the max is not finite */
+        f[l] = finite ? (REAL)(gs * Ql * exp(-logS)) : (REAL)NAN;
         b[l] = (REAL)(gs * b_smooth);
     }
     if (g) {
@@ -348,11 +350,12 @@ static void FX_SFX(fx_lse_rows)(const REAL *x, Py_ssize_t n_rows, Py_ssize_t C, 
         } else if (mode == FX_SOFTMAX) {
             for (Py_ssize_t k = 0; k < nk; k++) {
                 Py_ssize_t off = k * K, len = C - off < K ? C - off : K;
-                REAL f = shifts[k] == -(REAL)INFINITY ? (REAL)0 : (REAL)exp((double)shifts[k] - lse);
+                /* relative to M, not through lse: see fx_xent_rows */
+                REAL f = shifts[k] == -(REAL)INFINITY ? (REAL)0 : (REAL)exp(((double)shifts[k] - M) - logS);
                 FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0);
             }
         } else {
-            for (Py_ssize_t j = 0; j < C; j++) orow[j] = (REAL)((double)xr[j] - lse);
+            for (Py_ssize_t j = 0; j < C; j++) orow[j] = (REAL)(((double)xr[j] - M) - logS);
         }
     }
 }
@@ -362,7 +365,7 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
                                 int mode, REAL *lse_out, REAL *out)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], lser[FX_TILE];
-    double s[FX_TILE], lse[FX_TILE];
+    double s[FX_TILE], lse[FX_TILE], logS[FX_TILE];
     Py_ssize_t c;
     int l, any_odd = 0;
     for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; }
@@ -381,11 +384,14 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
         }
     }
     for (l = 0; l < T; l++) {
-        lse[l] = (double)sh[l] + log(s[l]);
+        logS[l] = log(s[l]);
+        lse[l] = (double)sh[l] + logS[l];
         lser[l] = (REAL)lse[l];
         if (lse_out) lse_out[l] = lser[l];
         any_odd |= !isfinite(lse[l]);
-        f[l] = (REAL)exp((double)sh[l] - lse[l]);
+        /* where lse is finite, sh is the max: p = e exp(-logS), log p = (x - sh) - logS,
+           never through lse, which loses logS to rounding when |sh| is large */
+        f[l] = (REAL)exp(-logS[l]);
     }
     if (!out) return;
     for (c = 0; c < C; c++) {
@@ -393,11 +399,12 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
         REAL *oc = out + c * inner;
         if (any_odd)
             for (l = 0; l < T; l++)
-                oc[l] = isfinite(lse[l]) ? (mode == FX_SOFTMAX ? oc[l] * f[l] : (REAL)((double)xc[l] - lse[l]))
+                oc[l] = isfinite(lse[l]) ? (mode == FX_SOFTMAX ? oc[l] * f[l]
+                                                          : (REAL)(((double)xc[l] - (double)sh[l]) - logS[l]))
                                          : FX_SFX(fx_lse_elem)(xc[l], lse[l], mode);
         else if (mode == FX_SOFTMAX)
             for (l = 0; l < T; l++) oc[l] *= f[l];
         else
-            for (l = 0; l < T; l++) oc[l] = (REAL)((double)xc[l] - lse[l]);
+            for (l = 0; l < T; l++) oc[l] = (REAL)(((double)xc[l] - (double)sh[l]) - logS[l]);
     }
 }
