@@ -25,7 +25,8 @@ def as_input(x, name: str = "input"):
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {a.dtype}")
     result_dtype = a.dtype.newbyteorder("=")
     compute = np.dtype(np.float32) if a.dtype.itemsize == 2 else result_dtype
-    return np.ascontiguousarray(a, dtype=compute), result_dtype
+    # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
+    return np.asarray(a, dtype=compute, order="C"), result_dtype
 
 
 def as_real_array(x, name: str, dtype) -> np.ndarray:
@@ -33,7 +34,7 @@ def as_real_array(x, name: str, dtype) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real numeric array, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def check_reduction(reduction) -> str:

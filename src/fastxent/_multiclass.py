@@ -162,7 +162,8 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
         res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
         kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, res.reshape(-1), None, nt)
         if keepdims:
-            res = res.reshape((1,) * a.ndim) if axis is None else np.expand_dims(res, ax)
+            # a 0-d x keeps one dimension, as in scipy.special.logsumexp
+            res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
         res = res.astype(result_dtype, copy=False)
         return res[()] if res.ndim == 0 else res
     res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a)
