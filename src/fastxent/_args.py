@@ -62,6 +62,17 @@ def check_int(value, name: str) -> int:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
 
 
+_INT64 = np.iinfo(np.int64)
+
+
+def check_int64(value, name: str) -> int:
+    """An integer the kernels take as int64_t."""
+    v = check_int(value, name)
+    if not _INT64.min <= v <= _INT64.max:
+        raise ValueError(f"{name} must fit in a 64-bit signed integer, got {v}")
+    return v
+
+
 def check_axis(axis, ndim: int, name: str = "axis") -> int:
     ax = check_int(axis, name)
     if not -ndim <= ax < ndim:

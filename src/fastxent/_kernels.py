@@ -78,6 +78,14 @@ def _check_threads(n) -> int:
     return n
 
 
+# The most threads one call starts.  Results do not depend on the count, so the
+# cap is invisible, except that an absurd request (n_threads=10**6, or such an
+# OMP_NUM_THREADS) no longer makes OpenMP create threads until the system
+# refuses one, which libgomp answers by exiting the whole process.
+MAX_THREADS = max(256, 8 * (os.cpu_count() or 1))
+
+
 def resolve_threads(n_threads) -> int:
     """The thread count of one call."""
-    return get_num_threads() if n_threads is None else _check_threads(n_threads)
+    n = get_num_threads() if n_threads is None else _check_threads(n_threads)
+    return min(n, MAX_THREADS)

@@ -25,7 +25,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     x, result_dtype = _args.as_input(input)
     reduction = _args.check_reduction(reduction)
     eps = _args.check_label_smoothing(label_smoothing) if kind == "xent" else 0.0
-    ignore_index = _args.check_int(ignore_index, "ignore_index")
+    ignore_index = _args.check_int64(ignore_index, "ignore_index")
     nt = resolve_threads(n_threads)
     ax = _args.class_axis(axis, x.ndim)
     n_outer, C, inner = _args.split_shape(x.shape, ax)
