@@ -140,9 +140,14 @@ def grad_scale(grad_output, reduction: str, loss_shape: tuple):
     return None, float(go)
 
 
-def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs: np.ndarray):
+def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs):
     """The array the kernels write the gradient into, and the ``out`` to copy it
-    to afterwards (only for float16, computed in float32)."""
+    to afterwards (only for float16, computed in float32).
+
+    ``inputs`` are every array argument, both as the user passed it and as
+    converted for the kernels: ``out`` may overlap none of them (the kernels read
+    them while writing ``out``, and the user's arrays are never modified).
+    """
     if out is None:
         return np.empty(shape, dtype=compute_dtype), None
     if not isinstance(out, np.ndarray):
@@ -155,7 +160,7 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs: np.ndar
         raise ValueError("out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    if any(np.may_share_memory(out, a) for a in inputs):
+    if any(isinstance(a, np.ndarray) and np.may_share_memory(out, a) for a in inputs):
         raise ValueError("out must not overlap the input or the other arguments")
     if out.dtype != compute_dtype:
         return np.empty(shape, dtype=compute_dtype), out

@@ -55,7 +55,8 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
         if reduction == "mean":
             with np.errstate(divide="ignore", invalid="ignore"):
                 gscale = float(np.float64(gscale) / np.float64(denom))
-        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype, x, tgt)
+        g, out_to = _args.grad_buffer(out, x.shape, result_dtype, x.dtype,
+                                      x, tgt, input, weight, grad_output)
         if kind == "nll":
             g.fill(0)   # the nll kernel writes the target entries only
     elif grad_output is not None or out is not None:
@@ -166,7 +167,7 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
             res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
         res = res.astype(result_dtype, copy=False)
         return res[()] if res.ndim == 0 else res
-    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a)
+    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
     kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
     return _args.finish_grad(res, out_to, result_dtype)
 
