@@ -167,12 +167,24 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs):
     return out, None
 
 
+def as_result(value, result_dtype):
+    """A computed value (array or float) in the caller's dtype.  A value beyond
+    the dtype's range becomes +-inf, as IEEE rounding has it, without NumPy's
+    overflow warning (an error under ``np.seterr(over="raise")``): the overflow
+    is the answer, not a fault."""
+    with np.errstate(over="ignore"):
+        if isinstance(value, np.ndarray):
+            return value.astype(result_dtype, copy=False)
+        return result_dtype.type(value)
+
+
 def finish_grad(g: np.ndarray, out, result_dtype):
     """The gradient as returned: copied into ``out`` or cast back to float16."""
     if out is not None:
-        np.copyto(out, g, casting="same_kind")
+        with np.errstate(over="ignore"):
+            np.copyto(out, g, casting="same_kind")
         return out
-    return g if g.dtype == result_dtype else g.astype(result_dtype)
+    return as_result(g, result_dtype)
 
 
 def reduce_loss(total: float, denom: float, reduction: str):

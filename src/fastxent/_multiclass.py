@@ -73,9 +73,9 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
                             flat(loss_out), flat(g), gout, gscale, nt)
 
     if reduction == "none":
-        loss = loss_out.astype(result_dtype, copy=False)
+        loss = _args.as_result(loss_out, result_dtype)
     else:
-        loss = result_dtype.type(_args.reduce_loss(total, denom, reduction))
+        loss = _args.as_result(_args.reduce_loss(total, denom, reduction), result_dtype)
     if not return_grad:
         return loss
     return loss, _args.finish_grad(g, out_to, result_dtype)
@@ -165,7 +165,7 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
         if keepdims:
             # a 0-d x keeps one dimension, as in scipy.special.logsumexp
             res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
-        res = res.astype(result_dtype, copy=False)
+        res = _args.as_result(res, result_dtype)
         return res[()] if res.ndim == 0 else res
     res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
     kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
