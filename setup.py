@@ -7,7 +7,9 @@ Two things are decided here, once, for the compiler in use:
 * SIMD: the kernel module is compiled twice on x86-64, for the baseline
   instruction set and for AVX2+FMA; fastxent/_kernels.py picks one at import.
 
-FASTXENT_SANITIZE=1 builds with AddressSanitizer and UBSan (for tests only).
+FASTXENT_SANITIZE=1 builds with AddressSanitizer and UBSan (for tests only; GCC
+or Clang; tools/run_sanitized.sh builds a copy of the tree that way and runs the
+tests under it, with libasan preloaded into the uninstrumented python).
 """
 import os
 import platform
@@ -104,9 +106,13 @@ class BuildExt(build_ext):
             # compiler if-convert the selects of cext/fx_math.h and vectorize.
             base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-std=c11"]
             if sanitize:
-                base = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                        "-fno-sanitize-recover=undefined", "-fno-trapping-math", "-std=c11"]
-        link = ["-fsanitize=address,undefined"] if sanitize and not msvc else []
+                # -fno-wrapv: CPython's CFLAGS carry -fwrapv, which defines signed
+                # overflow and so turns UBSan's check of it off.  Errors abort the
+                # run (-fno-sanitize-recover).  See tools/run_sanitized.sh.
+                base = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv",
+                        "-fsanitize=address,undefined,float-cast-overflow",
+                        "-fno-sanitize-recover=all", "-fno-trapping-math", "-std=c11"]
+        link = ["-fsanitize=address,undefined,float-cast-overflow"] if sanitize and not msvc else []
         info = {
             "compiler": cc.compiler_type,
             "compiler_version": _compiler_version(cc),
