@@ -112,16 +112,17 @@ def multiclass(kind, x, target, weight=None, ignore_index=-100, reduction="mean"
                 loss = -(w[None, :] * q * lp).sum(axis=1)
             wq = w[None, :] * q
             Q = wq.sum(axis=1)
+            Qabs = np.abs(wq).sum(axis=1)     # Q's own rounding error scales with this
             loss = np.where(bad, np.nan, loss)
             loss = np.where(keep, loss, 0.0)
             spread = (p * dev).sum(axis=1)
-            lscale = (np.abs(loss) + np.abs(Q) * (np.abs(logS) + 1.0 + np.nan_to_num(spread))
+            lscale = (np.abs(loss) + Qabs * (np.abs(logS) + 1.0 + np.nan_to_num(spread))
                       + (np.abs(wq) * (dev + 1.0)).sum(axis=1))
             gr = p * Q[:, None] - wq
             gr = np.where(keep[:, None], gr, 0.0)
-            gscale_r = (np.abs(Q)[:, None] * np.nan_to_num(p) *
+            gscale_r = (Qabs[:, None] * np.nan_to_num(p) *
                         (2.0 + dev + np.abs(logS)[:, None] + np.nan_to_num(spread)[:, None])
-                        + np.abs(wq) + np.abs(Q)[:, None] * 1e-30)
+                        + np.abs(wq) + Qabs[:, None] * 1e-30)
             gscale_r = np.where(keep[:, None], gscale_r, 0.0)
 
         lscale = np.where(np.isfinite(lscale), lscale, 0.0)
