@@ -85,7 +85,31 @@ def _check_threads(n) -> int:
 MAX_THREADS = max(256, 8 * (os.cpu_count() or 1))
 
 
+# GNU OpenMP (libgomp) is not fork-safe: in a process forked after its parent
+# ran a parallel region, the next parallel region waits forever for threads
+# that were not copied (a DataLoader worker, a pre-forking server).  So a child
+# forked after fastxent ran on several threads runs serially; the answers do
+# not depend on the thread count.
+_ran_parallel = False
+_serial_after_fork = False
+
+
+def _after_fork_in_child() -> None:
+    global _serial_after_fork
+    if _ran_parallel:
+        _serial_after_fork = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def resolve_threads(n_threads) -> int:
     """The thread count of one call."""
+    global _ran_parallel
     n = get_num_threads() if n_threads is None else _check_threads(n_threads)
+    if _serial_after_fork:
+        return 1
+    if n > 1:
+        _ran_parallel = True
     return min(n, MAX_THREADS)
