@@ -298,3 +298,37 @@ def test_no_reference_leaks():
     del tmp
     gc.collect()
     assert ref() is None
+
+
+# ---- fork ---------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_does_not_hang():
+    """A process forked after fastxent ran on several threads (a DataLoader
+    worker, a pre-forking server) computes the same answers and does not hang:
+    GNU OpenMP would wait forever for the threads a fork does not copy."""
+    import multiprocessing
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((512, 200)).astype(np.float32)        # 102400 elements: parallel
+    y = rng.integers(0, 200, size=512)
+    want = _bits(fastxent.cross_entropy(x, y, return_grad=True, n_threads=2))
+    want_sm = _bits(fastxent.softmax(x, n_threads=2))
+
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+
+    def child():
+        got = _bits(fastxent.cross_entropy(x, y, return_grad=True, n_threads=2))
+        got_sm = _bits(fastxent.softmax(x, n_threads=None))
+        child_end.send(got == want and got_sm == want_sm)
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(60)
+    hung = p.is_alive()
+    if hung:
+        p.kill()
+        p.join()
+    assert not hung, "the forked child hung in its first parallel region"
+    assert p.exitcode == 0 and parent_end.poll(1) and parent_end.recv() is True
