@@ -12,7 +12,8 @@
  *    fixed order, so the compiler vectorizes it without reassociating and the
  *    answer is the same for any thread count and any SIMD width.
  *  - A class axis with a stride (N, C, d1...) is done in tiles of FX_TILE
- *    sample positions: each lane is one position, vectorized across positions.
+ *    sample positions: each lane is one position, vectorized across positions;
+ *    its sums over the classes add partial sums of FX_CBLOCK classes.
  *  - The Cython drivers (_xent.pxi) cut the work into blocks that depend on the
  *    shape only, run them under OpenMP, and add the block sums in order.
  */
@@ -24,6 +25,8 @@
 
 #define FX_LANES 16          /* partial sums per reduction */
 #define FX_TILE 64           /* sample positions per tile of a strided class axis */
+#define FX_CBLOCK 128        /* classes per partial sum in a tile: a sum over C classes
+                                rounds like C / FX_CBLOCK + FX_CBLOCK terms, not C */
 #define FX_MAX_CHUNKS 64     /* chunks per row at most (fx_chunk_len grows past that) */
 #define FX_CHUNK_MIN 16384   /* classes per chunk: a chunk of floats fits in L2 */
 

@@ -245,27 +245,39 @@ static double FX_SFX(fx_xent_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py
         for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
     }
     for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        if (g) {
-            REAL *gc = g + c * inner;
-            for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); gc[l] = e; s[l] += (double)e; }
-        } else {
-            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+    for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
+        Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
+        double sb[FX_TILE];
+        for (l = 0; l < T; l++) sb[l] = 0.0;
+        for (c = c0; c < c1; c++) {
+            const REAL *xc = x + c * inner;
+            if (g) {
+                REAL *gc = g + c * inner;
+                for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); gc[l] = e; sb[l] += (double)e; }
+            } else {
+                for (l = 0; l < T; l++) sb[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+            }
         }
+        for (l = 0; l < T; l++) s[l] += sb[l];
     }
     /* target mass: smoothing or probabilities need a pass over the classes */
     if (!y || eps > 0.0) {
         double qa = y ? 0.0 : 1.0 - eps, qb = y ? 1.0 : b_smooth;
-        for (c = 0; c < C; c++) {
-            const REAL *xc = x + c * inner;
-            const REAL *tc = t ? t + c * inner : NULL;
-            double wc = w ? (double)w[c] : 1.0;
-            for (l = 0; l < T; l++) {
-                double q = tc ? qa * (double)tc[l] + qb : qb;
-                Q[l] += wc * q;
-                D[l] += wc * q * (double)(xc[l] - sh[l]);
+        for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
+            Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
+            double Qb[FX_TILE], Db[FX_TILE];
+            for (l = 0; l < T; l++) { Qb[l] = 0.0; Db[l] = 0.0; }
+            for (c = c0; c < c1; c++) {
+                const REAL *xc = x + c * inner;
+                const REAL *tc = t ? t + c * inner : NULL;
+                double wc = w ? (double)w[c] : 1.0;
+                for (l = 0; l < T; l++) {
+                    double q = tc ? qa * (double)tc[l] + qb : qb;
+                    Qb[l] += wc * q;
+                    Db[l] += wc * q * (double)(xc[l] - sh[l]);
+                }
             }
+            for (l = 0; l < T; l++) { Q[l] += Qb[l]; D[l] += Db[l]; }
         }
     }
     double total = 0.0;
@@ -374,14 +386,20 @@ static void FX_SFX(fx_lse_tile)(const REAL *x, Py_ssize_t T, Py_ssize_t C, Py_ss
         for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
     }
     for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
-    for (c = 0; c < C; c++) {
-        const REAL *xc = x + c * inner;
-        if (mode == FX_SOFTMAX) {
-            REAL *oc = out + c * inner;
-            for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); oc[l] = e; s[l] += (double)e; }
-        } else {
-            for (l = 0; l < T; l++) s[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+    for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
+        Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
+        double sb[FX_TILE];
+        for (l = 0; l < T; l++) sb[l] = 0.0;
+        for (c = c0; c < c1; c++) {
+            const REAL *xc = x + c * inner;
+            if (mode == FX_SOFTMAX) {
+                REAL *oc = out + c * inner;
+                for (l = 0; l < T; l++) { REAL e = FX_SFX(fx_exp)(xc[l] - sh[l]); oc[l] = e; sb[l] += (double)e; }
+            } else {
+                for (l = 0; l < T; l++) sb[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+            }
         }
+        for (l = 0; l < T; l++) s[l] += sb[l];
     }
     for (l = 0; l < T; l++) {
         logS[l] = log(s[l]);
