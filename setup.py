@@ -10,7 +10,9 @@ Two things are decided here, once, for the compiler in use:
 The C headers of cext/ are also installed as fastxent/include/, for downstream
 Cython code that cimports fastxent.kernels (see fastxent.get_include()).
 
-FASTXENT_SANITIZE=1 builds with AddressSanitizer and UBSan (for tests only).
+FASTXENT_SANITIZE=1 builds with AddressSanitizer and UBSan (for tests only; GCC
+or Clang; tools/run_sanitized.sh builds a copy of the tree that way and runs the
+tests under it, with libasan preloaded into the uninstrumented python).
 """
 import os
 import platform
@@ -112,9 +114,14 @@ class BuildExt(build_ext):
             # compiler if-convert the selects of cext/fx_math.h and vectorize.
             base = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=fast", "-fopenmp-simd", "-std=c11"]
             if sanitize:
-                base = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                        "-fno-sanitize-recover=undefined", "-fno-trapping-math", "-fopenmp-simd", "-std=c11"]
-        link = ["-fsanitize=address,undefined"] if sanitize and not msvc else []
+                # -fno-wrapv: CPython's CFLAGS carry -fwrapv, which defines signed
+                # overflow and so turns UBSan's check of it off.  Errors abort the
+                # run (-fno-sanitize-recover).  See tools/run_sanitized.sh.
+                base = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv",
+                        "-fsanitize=address,undefined,float-cast-overflow",
+                        "-fno-sanitize-recover=all", "-fno-trapping-math", "-fopenmp-simd",
+                        "-ffp-contract=fast", "-std=c11"]
+        link = ["-fsanitize=address,undefined,float-cast-overflow"] if sanitize and not msvc else []
         info = {
             "compiler": cc.compiler_type,
             "compiler_version": _compiler_version(cc),

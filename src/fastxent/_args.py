@@ -88,6 +88,17 @@ def check_int(value, name: str) -> int:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
 
 
+_INT64 = np.iinfo(np.int64)
+
+
+def check_int64(value, name: str) -> int:
+    """An integer the kernels take as int64_t."""
+    v = check_int(value, name)
+    if not _INT64.min <= v <= _INT64.max:
+        raise ValueError(f"{name} must fit in a 64-bit signed integer, got {v}")
+    return v
+
+
 def check_axis(axis, ndim: int, name: str = "axis") -> int:
     ax = check_int(axis, name)
     if not -ndim <= ax < ndim:
@@ -191,9 +202,14 @@ def grad_scale(grad_output, reduction: str, loss_shape: tuple):
     return None, float(go)
 
 
-def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs: np.ndarray):
+def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs):
     """The array the kernels write the gradient into, and the ``out`` to copy it
-    to afterwards (only for float16, computed in float32)."""
+    to afterwards (only for float16, computed in float32).
+
+    ``inputs`` are every array argument, both as the user passed it and as
+    converted for the kernels: ``out`` may overlap none of them (the kernels read
+    them while writing ``out``, and the user's arrays are never modified).
+    """
     if out is None:
         return np.empty(shape, dtype=compute_dtype), None
     if not isinstance(out, np.ndarray):
@@ -206,7 +222,7 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, *inputs: np.ndar
         raise ValueError("out must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
-    if any(np.may_share_memory(out, a) for a in inputs):
+    if any(isinstance(a, np.ndarray) and np.may_share_memory(out, a) for a in inputs):
         raise ValueError("out must not overlap the input or the other arguments")
     if out.dtype != compute_dtype:
         return np.empty(shape, dtype=compute_dtype), out
@@ -241,19 +257,29 @@ def grad_setup(return_grad: bool, grad_output, out, reduction: str, loss_shape: 
 def finish(total: float, loss_out, denom: float, reduction: str, result_dtype, g, out_to):
     """What a loss function returns: the loss (a scalar of the input's dtype, or the
     per-sample array for "none"), with the gradient when one was computed."""
-    if reduction == "none":
-        loss = loss_out.astype(result_dtype, copy=False)
-    else:
-        loss = result_dtype.type(reduce_loss(total, denom, reduction))
+    value = loss_out if reduction == "none" else reduce_loss(total, denom, reduction)
+    loss = as_result(value, result_dtype)
     return loss if g is None else (loss, finish_grad(g, out_to, result_dtype))
+
+
+def as_result(value, result_dtype):
+    """A computed value (array or float) in the caller's dtype.  A value beyond
+    the dtype's range becomes +-inf, as IEEE rounding has it, without NumPy's
+    overflow warning (an error under ``np.seterr(over="raise")``): the overflow
+    is the answer, not a fault."""
+    with np.errstate(over="ignore"):
+        if isinstance(value, np.ndarray):
+            return value.astype(result_dtype, copy=False)
+        return result_dtype.type(value)
 
 
 def finish_grad(g: np.ndarray, out, result_dtype):
     """The gradient as returned: copied into ``out`` or cast back to float16."""
     if out is not None:
-        np.copyto(out, g, casting="same_kind")
+        with np.errstate(over="ignore"):
+            np.copyto(out, g, casting="same_kind")
         return out
-    return g if g.dtype == result_dtype else g.astype(result_dtype)
+    return as_result(g, result_dtype)
 
 
 def reduce_loss(total: float, denom: float, reduction: str):

@@ -34,7 +34,8 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     pw, pw_dims, pw_strides = _args.broadcast_operand(pos_weight, "pos_weight", x.shape, x.dtype)
 
     g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
-                                               x.size, x, result_dtype, input, t, w, pw)
+                                               x.size, x, result_dtype,
+                                               input, t, w, pw, weight, pos_weight, grad_output)
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)

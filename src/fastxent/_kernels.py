@@ -54,7 +54,7 @@ def set_num_threads(n: int) -> None:
     """
     global _num_threads
     _num_threads = _check_threads(n)
-    _kernels_baseline.omp_set_num_threads(_num_threads)
+    _kernels_baseline.omp_set_num_threads(min(_num_threads, MAX_THREADS))   # a C int
 
 
 def get_num_threads() -> int:
@@ -80,6 +80,38 @@ def _check_threads(n) -> int:
     return n
 
 
+# The most threads one call starts.  Results do not depend on the count, so the
+# cap is invisible, except that an absurd request (n_threads=10**6, or such an
+# OMP_NUM_THREADS) no longer makes OpenMP create threads until the system
+# refuses one, which libgomp answers by exiting the whole process.
+MAX_THREADS = max(256, 8 * (os.cpu_count() or 1))
+
+
+# GNU OpenMP (libgomp) is not fork-safe: in a process forked after its parent
+# ran a parallel region, the next parallel region waits forever for threads
+# that were not copied (a DataLoader worker, a pre-forking server).  So a child
+# forked after fastxent ran on several threads runs serially; the answers do
+# not depend on the thread count.
+_ran_parallel = False
+_serial_after_fork = False
+
+
+def _after_fork_in_child() -> None:
+    global _serial_after_fork
+    if _ran_parallel:
+        _serial_after_fork = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def resolve_threads(n_threads) -> int:
     """The thread count of one call."""
-    return get_num_threads() if n_threads is None else _check_threads(n_threads)
+    global _ran_parallel
+    n = get_num_threads() if n_threads is None else _check_threads(n_threads)
+    if _serial_after_fork:
+        return 1
+    if n > 1:
+        _ran_parallel = True
+    return min(n, MAX_THREADS)

@@ -30,7 +30,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     x, result_dtype = _args.as_input(input)
     reduction = _args.check_reduction(reduction)
     eps = _args.check_label_smoothing(label_smoothing) if kind == "xent" else 0.0
-    ignore_index = _args.check_int(ignore_index, "ignore_index")
+    ignore_index = _args.check_int64(ignore_index, "ignore_index")
     nt = resolve_threads(n_threads)
     ax = _args.class_axis(axis, x.ndim)
     n_outer, C, inner = _args.split_shape(x.shape, ax)
@@ -46,7 +46,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
             raise ValueError(
                 f"target of class probabilities must have the input's shape {x.shape}, got {tgt.shape}")
         y, t = None, np.ascontiguousarray(tgt, dtype=x.dtype)
-        denom = float(n_outer * inner)
+        denom = float(n_outer * inner) if x.size else 0.0   # PyTorch: an empty input's mean is NaN
     elif kind == "nll":
         raise TypeError(f"nll_loss target must be integer class indices, got dtype {tgt.dtype}")
     else:
@@ -54,7 +54,8 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
             f"target must be integer class indices or floating class probabilities, got dtype {tgt.dtype}")
 
     g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
-                                               sample_shape, denom, x, result_dtype, input, tgt, w)
+                                               sample_shape, denom, x, result_dtype,
+                                               input, tgt, w, weight, grad_output)
     if g is not None and kind == "nll":
         g.fill(0)   # the nll kernel writes the target entries only
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
@@ -225,8 +226,9 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
         res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
         kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, res.reshape(-1), None, nt)
         if keepdims:
-            res = res.reshape((1,) * a.ndim) if axis is None else np.expand_dims(res, ax)
-        res = res.astype(result_dtype, copy=False)
+            # a 0-d x keeps one dimension, as in scipy.special.logsumexp
+            res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
+        res = _args.as_result(res, result_dtype)
         return res[()] if res.ndim == 0 else res
     res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
     kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
