@@ -64,7 +64,7 @@ say "building with FASTXENT_SANITIZE=1 in $work"
 
 # torch hidden: `import torch` fails, so the tests that use it skip
 mkdir -p "$work/.no-torch/torch"
-echo 'raise ImportError("torch is hidden under the sanitizers (tools/run_sanitized.sh)")' \
+echo 'raise ModuleNotFoundError("torch is hidden under the sanitizers (tools/run_sanitized.sh)")' \
     > "$work/.no-torch/torch/__init__.py"
 
 export PYTHONPATH="$work/.no-torch:$work/src${PYTHONPATH:+:$PYTHONPATH}"
