@@ -170,7 +170,8 @@ def broadcast_operand(value, name: str, shape: tuple, dtype):
         view = np.broadcast_to(a, shape)     # a view: strides 0 along broadcast axes
     except ValueError:
         raise ValueError(f"{name} of shape {a.shape} does not broadcast to the input's shape {shape}") from None
-    dims, strides = [], []
+    dims: list[int] = []
+    strides: list[int] = []
     for n, st in zip(view.shape, view.strides):
         if n == 1:
             continue

@@ -44,7 +44,7 @@ def default_threads() -> list:
 def _import_torch():
     """PyTorch, or None; imported when first needed (it takes seconds)."""
     try:
-        import torch
+        import torch  # type: ignore[import-not-found]  # optional peer
     except ImportError:
         return None
     return torch

@@ -146,8 +146,8 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
     Runs on PyTorch's own thread count (``torch.set_num_threads``); raises
     ImportError without torch.
     """
-    import torch
-    import torch.nn.functional as F
+    import torch  # type: ignore[import-not-found]  # optional peer
+    import torch.nn.functional as F  # type: ignore[import-not-found]
 
     xt = torch.from_numpy(x)
     if function == "logsumexp":
