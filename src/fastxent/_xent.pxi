@@ -96,9 +96,10 @@ cdef struct Blocks:
 cdef inline Blocks make_blocks(Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner) noexcept nogil:
     cdef Blocks b
     if inner == 1:
-        b.rows = BLOCK_ELEMS // C if C > 0 and BLOCK_ELEMS // C > 0 else 1
-        if C == 0:
-            b.rows = BLOCK_ELEMS
+        # about BLOCK_ELEMS elements, at least one row (an empty row counts as one element)
+        b.rows = BLOCK_ELEMS // C if C > 0 else BLOCK_ELEMS
+        if b.rows < 1:
+            b.rows = 1
         b.tiles = 0
         b.n = (n_outer + b.rows - 1) // b.rows
     else:
