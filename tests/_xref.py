@@ -19,6 +19,10 @@ import math
 
 import numpy as np
 
+# PyTorch's floor of x (1 - x) in binary_cross_entropy's gradient: float32(1e-12)
+# in every dtype (SPEC.md).
+_BCE_EPS = float(np.float32(1e-12))
+
 
 def _rows(a, ax):
     """``a`` with axis ``ax`` moved last, as (N, C) rows; and the sample shape."""
@@ -208,9 +212,9 @@ def binary(kind, x, t, weight=None, pos_weight=None, reduction="mean", grad_outp
             lx = np.maximum(np.log(x), -100.0)
             l1x = np.maximum(np.log1p(-x), -100.0)
             loss = -w * (t * lx + (1.0 - t) * l1x)
-            gr = w * (x - t) / np.maximum(x * (1.0 - x), 1e-12)
+            gr = w * (x - t) / np.maximum(x * (1.0 - x), _BCE_EPS)
             lscale = np.abs(w) * (np.abs(t * lx) + np.abs((1.0 - t) * l1x) + 1.0)
-            gsc = np.abs(gr) + np.abs(w) * (np.abs(x) + np.abs(t)) / np.maximum(x * (1.0 - x), 1e-12)
+            gsc = np.abs(gr) + np.abs(w) * (np.abs(x) + np.abs(t)) / np.maximum(x * (1.0 - x), _BCE_EPS)
         else:
             pw = np.ones_like(x) if pos_weight is None else np.broadcast_to(np.asarray(pos_weight, np.float64), x.shape)
             ls, lms = _log_sigmoid(x), _log_sigmoid(-x)

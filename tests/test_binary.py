@@ -39,7 +39,7 @@ def ref_bce(x, t, w=None):
         log_x = np.maximum(np.log(x), -100.0)
         log_1mx = np.maximum(np.log1p(-x), -100.0)
     loss = -w * (t * log_x + (1 - t) * log_1mx)
-    dloss = w * (x - t) / np.maximum(x * (1 - x), 1e-12)
+    dloss = w * (x - t) / np.maximum(x * (1 - x), float(np.float32(1e-12)))  # PyTorch's floor
     return np.broadcast_to(loss, x.shape), np.broadcast_to(dloss, x.shape)
 
 

@@ -22,27 +22,52 @@ pytest.importorskip("setuptools")
 DOWNSTREAM_PYX = """
 # cython: language_level=3, boundscheck=False, wraparound=False
 from libc.stdint cimport int64_t
-from fastxent.kernels cimport fx_xent_rows_d, fx_lse_rows_f, FX_LSE, FX_LOG_SOFTMAX
+from libc.string cimport memset
+from fastxent.kernels cimport (fx_xent_args, fx_lse_args, fx_nblocks, fx_xent_block_d,
+                               fx_lse_block_f, FX_LSE, FX_LOG_SOFTMAX)
 from fastxent cimport kernels
 
 
 def xent_sum(const double[:, ::1] x, const int64_t[::1] y, double[:, ::1] g):
     '''Summed cross-entropy of class-index targets, gradient into g.'''
-    cdef double total
+    cdef fx_xent_args a
+    cdef double total = 0.0
+    cdef Py_ssize_t b, bad
+    memset(&a, 0, sizeof(a))
+    a.shape.n_outer, a.shape.C, a.shape.inner = x.shape[0], x.shape[1], 1
+    a.x, a.y, a.ignore_index = &x[0, 0], &y[0], -100
+    a.w_sum = <double>x.shape[1]
+    a.grad, a.gscale = &g[0, 0], 1.0
     with nogil:
-        total = fx_xent_rows_d(&x[0, 0], x.shape[0], x.shape[1], &y[0], -100,
-                               NULL, NULL, <double>x.shape[1], 0.0, NULL, &g[0, 0], NULL, 1.0)
+        for b in range(fx_nblocks(&a.shape)):       # block sums in block order
+            total += fx_xent_block_d(&a, b, &bad)
     return total
 
 
+cdef fx_lse_args lse_args(const void *x, Py_ssize_t rows, Py_ssize_t C, int mode) noexcept nogil:
+    cdef fx_lse_args a
+    memset(&a, 0, sizeof(a))
+    a.shape.n_outer, a.shape.C, a.shape.inner = rows, C, 1
+    a.x, a.mode = x, mode
+    return a
+
+
 def row_logsumexp(const float[:, ::1] x, float[::1] out):
+    cdef fx_lse_args a = lse_args(&x[0, 0], x.shape[0], x.shape[1], FX_LSE)
+    cdef Py_ssize_t b
+    a.lse = &out[0]
     with nogil:
-        fx_lse_rows_f(&x[0, 0], x.shape[0], x.shape[1], FX_LSE, &out[0], NULL)
+        for b in range(fx_nblocks(&a.shape)):
+            fx_lse_block_f(&a, b)
 
 
 def log_softmax_rows(const double[:, ::1] x, double[:, ::1] out):
+    cdef fx_lse_args a = lse_args(&x[0, 0], x.shape[0], x.shape[1], FX_LOG_SOFTMAX)
+    cdef Py_ssize_t b
+    a.out = &out[0, 0]
     with nogil:
-        kernels.fx_lse_rows_d(&x[0, 0], x.shape[0], x.shape[1], FX_LOG_SOFTMAX, NULL, &out[0, 0])
+        for b in range(kernels.fx_nblocks(&a.shape)):
+            kernels.fx_lse_block_d(&a, b)
 """
 
 SETUP_PY = """

@@ -16,7 +16,8 @@ def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
     """Checks class-index targets; returns them flat and what a "mean" divides by."""
     y = _args.as_index_target(tgt, sample_shape, x_shape)
     w64 = None if w is None else w.astype(np.float64)
-    first_bad, n_kept, w_kept = kernels.check_index_targets(y, C, ignore_index, w64, nt)
+    first_bad, n_kept, w_kept = kernels.check_index_targets(y=y, C=C, ignore_index=ignore_index,
+                                                            w=w64, n_threads=nt)
     if first_bad >= 0:
         raise ValueError(
             f"target value {int(y[first_bad])} at index {_args.format_index(first_bad, sample_shape)} "
@@ -56,18 +57,19 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
                                                sample_shape, denom, x, result_dtype,
                                                input, tgt, w, weight, grad_output)
-    if g is not None and kind == "nll":
-        g.fill(0)   # the nll kernel writes the target entries only
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
     if kind == "xent":
         w_sum = float(C) if w is None else float(w.sum(dtype=np.float64))
-        total = kernels.xent(flat(x), n_outer, C, inner, y, ignore_index, flat(t), w, w_sum, eps,
-                             flat(loss_out), flat(g), gout, gscale, nt)
+        total = kernels.xent(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
+                             ignore_index=ignore_index, t=flat(t), w=w, w_sum=w_sum, eps=eps,
+                             loss_out=flat(loss_out), grad=flat(g), gout=gout, gscale=gscale,
+                             n_threads=nt)
     else:
-        total = kernels.nll(flat(x), n_outer, C, inner, y, ignore_index, w,
-                            flat(loss_out), flat(g), gout, gscale, nt)
+        total = kernels.nll(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
+                            ignore_index=ignore_index, w=w, loss_out=flat(loss_out), grad=flat(g),
+                            gout=gout, gscale=gscale, n_threads=nt)
 
     return _args.finish(total, loss_out, denom, reduction, result_dtype, g, out_to)
 
@@ -224,14 +226,16 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
     n_outer, C, inner = _args.split_shape(flat_shape, ax)
     if mode == kernels.LSE:
         res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
-        kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, res.reshape(-1), None, nt)
+        kernels.lse_family(x=a.reshape(-1), n_outer=n_outer, C=C, inner=inner, mode=mode,
+                           lse_out=res.reshape(-1), out=None, n_threads=nt)
         if keepdims:
             # a 0-d x keeps one dimension, as in scipy.special.logsumexp
             res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
         res = _args.as_result(res, result_dtype)
         return res[()] if res.ndim == 0 else res
     res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
-    kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
+    kernels.lse_family(x=a.reshape(-1), n_outer=n_outer, C=C, inner=inner, mode=mode,
+                       lse_out=None, out=res.reshape(-1), n_threads=nt)
     return _args.finish_grad(res, out_to, result_dtype)
 
 
