@@ -2,15 +2,48 @@
  * Template of log-sum-exp, softmax and log_softmax (scipy.special semantics);
  * fx_xent.h instantiates it once per dtype (REAL, FX_SFX) through fx_dtypes.h.
  *
- * log-sum-exp and log_softmax use the precise sums (fx_chunk_sumexp's n_top):
- * log S = log1p(the sum of the terms other than the max's), so a result near 0
- * keeps its relative precision (logsumexp([0, -40]) = 4.25e-18, not 0).
- * Softmax needs only 1 / S, which is precise without them.
+ * Where a plain sum S may lose a result near 0 (fx_lse_wants_precise), the
+ * sample is summed again with the precise sums (fx_chunk_sumexp's n_top):
+ * log S = log1p(the sum of the terms other than the max's), so that
+ * logsumexp([0, -40]) is 4.25e-18, not 0.  Only such samples pay for the second
+ * sweep (in a tile, one lane's need sweeps the tile); softmax needs only 1 / S,
+ * which is precise without it.
  */
+
+/* fx_lse_wants_precise's bound on the result: the plain double sum of C terms
+   near 1 is off by about C ulp of 1 (C 2^-53); a float result needs that below
+   a quarter of its own ulp (R 2^-26), a double one cannot have it for any R
+   under 1. */
+static FX_INLINE double FX_SFX(fx_precise_bound)(Py_ssize_t C)
+{
+    return sizeof(REAL) == sizeof(float) ? (double)C * 0x1p-26 : 1.0;
+}
+
+/* Replaces log_s[l] by its precise value in the lanes that want it: a second
+   sweep of the tile, made only when a lane needs it. */
+static inline void FX_SFX(fx_lse_tile_refine)(const fx_lse_args *A, const REAL *x, Py_ssize_t T,
+                                              Py_ssize_t stride, const REAL *m, const REAL *sh,
+                                              double *log_s)
+{
+    REAL m2[FX_TILE], sh2[FX_TILE];
+    double precise[FX_TILE];
+    const double bound = FX_SFX(fx_precise_bound)(A->shape.C);
+    const int mode = A->mode;
+    int want[FX_TILE], any = 0;
+    Py_ssize_t l;
+    for (l = 0; l < T; l++) {
+        want[l] = fx_lse_wants_precise((double)sh[l], log_s[l], isfinite(m[l]), mode, bound);
+        any |= want[l];
+    }
+    if (!any) return;
+    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m2, sh2, precise, NULL, 1);
+    for (l = 0; l < T; l++)
+        if (want[l]) log_s[l] = precise[l];
+}
 
 /* A tile of positions (lanes) [0, T), samples n0 .. n0 + T - 1, class c of lane
    l at x[c * stride + l] and out[c * stride + l]. */
-static void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, REAL *out, Py_ssize_t stride,
+static FX_INLINE void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, REAL *out, Py_ssize_t stride,
                                 Py_ssize_t T, Py_ssize_t n0)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE];
@@ -18,7 +51,8 @@ static void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, REAL *out, 
     const int softmax = A->mode == FX_SOFTMAX;
     Py_ssize_t c, l;
     int any_odd = 0;
-    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m, sh, log_s, softmax ? out : NULL, !softmax);
+    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m, sh, log_s, softmax ? out : NULL, 0);
+    if (!softmax) FX_SFX(fx_lse_tile_refine)(A, x, T, stride, m, sh, log_s);
     for (l = 0; l < T; l++) {
         lse[l] = fx_lse_finish((double)sh[l], log_s[l], isfinite(m[l]));
         f[l] = (REAL)fx_exp_d(-log_s[l]);
@@ -67,7 +101,10 @@ static void FX_SFX(fx_lse_rows)(const fx_lse_args *A, fx_block k)
         const REAL *xr = (const REAL *)A->x + n * C;
         REAL *orow = A->out ? (REAL *)A->out + n * C : NULL;
         FX_SFX(fx_row) row;
-        FX_SFX(fx_row_stats)(xr, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, A->mode != FX_SOFTMAX);
+        FX_SFX(fx_row_stats)(xr, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, 0);
+        if (fx_lse_wants_precise(row.M, row.log_s, row.finite, A->mode,
+                                 FX_SFX(fx_precise_bound)(C)))
+            FX_SFX(fx_row_stats)(xr, C, &row, NULL, 1);
         double lse = fx_lse_finish(row.M, row.log_s, row.finite);
         if (A->lse) ((REAL *)A->lse)[n] = (REAL)lse;
         if (orow) FX_SFX(fx_lse_row_out)(A, &row, xr, orow, lse);

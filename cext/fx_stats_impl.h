@@ -126,7 +126,7 @@ typedef struct {
 
 /* log S of a row from its chunks' sums s[k] (relative to their shifts) and,
    for precise sums, their counts top[k] of entries equal to the shift. */
-static inline double FX_SFX(fx_row_log_s)(const FX_SFX(fx_row) *row, const double *s,
+static FX_INLINE double FX_SFX(fx_row_log_s)(const FX_SFX(fx_row) *row, const double *s,
                                           const double *top)
 {
     double S = 0.0, ones = 0.0;
@@ -203,7 +203,7 @@ static inline double FX_SFX(fx_row_chunk_factor)(const FX_SFX(fx_row) *row, Py_s
    receives the exponentials.  The sum over classes adds partial sums of
    FX_CBLOCK classes (C terms added one by one would round like C terms: 1e-12
    relative at C = 1e5 in float64).  precise: see fx_chunk_sumexp. */
-static inline void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
+static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
                                          Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
                                          double *restrict log_s, REAL *restrict e, int precise)
 {
@@ -211,8 +211,10 @@ static inline void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, P
     Py_ssize_t c;
     int l;
     for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; top[l] = 0.0; }
-    for (c = 0; c < C; c++)
-        for (l = 0; l < T; l++) m[l] = x[c * stride + l] > m[l] ? x[c * stride + l] : m[l];
+    for (c = 0; c < C; c++) {
+        const REAL *xc = x + c * stride;      /* (x[c * stride + l] would not vectorize under -fwrapv) */
+        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+    }
     for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
     for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
         Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
@@ -245,7 +247,7 @@ static inline void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, P
 /* Per lane: the weighted target mass relative to sh, as fx_chunk_wq_dot:
    d[l] = sum_c w_c q (x - sh[l]) and q_out[l] = sum_c w_c q, q = a t + b, in
    partial sums of FX_CBLOCK classes. */
-static inline void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
+static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
                                         Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
                                         double a, double b, double *q_out, double *d)
 {

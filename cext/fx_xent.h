@@ -171,8 +171,8 @@ static inline Py_ssize_t fx_chunk_at(Py_ssize_t C, Py_ssize_t K, Py_ssize_t k, P
 static inline Py_ssize_t fx_class_of(const int64_t *y, int64_t ignore_index, Py_ssize_t C)
 {
     int64_t v = *(const volatile int64_t *)y;
-    if (v == ignore_index) return FX_IGNORED;
-    return v >= 0 && v < (int64_t)C ? (Py_ssize_t)v : FX_BAD_INDEX;
+    Py_ssize_t c = (uint64_t)v < (uint64_t)C ? (Py_ssize_t)v : FX_BAD_INDEX;   /* 0 <= v < C */
+    return v == ignore_index ? FX_IGNORED : c;        /* ignore_index may be a class */
 }
 
 /* The target check of sample block b (the first pass of a call with class
@@ -180,16 +180,20 @@ static inline Py_ssize_t fx_class_of(const int64_t *y, int64_t ignore_index, Py_
 static inline fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64,
                                                Py_ssize_t b)
 {
-    fx_target_stats st = {-1, 0.0, 0.0};
-    Py_ssize_t n = A->shape.n_outer * A->shape.inner;
+    const int64_t *y = A->y, ignore_index = A->ignore_index;
+    Py_ssize_t n = A->shape.n_outer * A->shape.inner, C = A->shape.C, first_bad = -1;
     Py_ssize_t j1 = (b + 1) * FX_SAMPLE_BLOCK < n ? (b + 1) * FX_SAMPLE_BLOCK : n;
+    double n_kept = 0.0, w_kept = 0.0;
     for (Py_ssize_t j = b * FX_SAMPLE_BLOCK; j < j1; j++) {
-        Py_ssize_t c = fx_class_of(A->y + j, A->ignore_index, A->shape.C);
-        if (c == FX_BAD_INDEX && st.first_bad < 0) st.first_bad = j;
-        if (c < 0) continue;
-        st.n_kept += 1.0;
-        st.w_kept += w64 ? w64[c] : 1.0;
+        Py_ssize_t c = fx_class_of(y + j, ignore_index, C);
+        if (c >= 0) {
+            n_kept += 1.0;
+            w_kept += w64 ? w64[c] : 1.0;
+        } else if (c == FX_BAD_INDEX && first_bad < 0) {
+            first_bad = j;
+        }
     }
+    fx_target_stats st = {first_bad, n_kept, w_kept};
     return st;
 }
 
@@ -213,26 +217,35 @@ static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
 }
 
 /* The loss of one sample and the factors of its gradient:
-     grad_c = f exp(x_c - m) - w_c (a t_c + b) - [c == y] ay
+     grad_c = gq p_c - w_c (a t_c + b) - [c == y] ay,   p = softmax(x)
    (t_c = 0 for class indices; the w_c term is left out where there is no
    smoothing and no probabilities, so that an unused infinite weight changes
-   nothing).  gq = f S: a row cut into chunks scales each chunk by it. */
+   nothing).  The paths form gq p_c from the stored exponentials:
+   gq exp(shift - m - log_s) exp(x_c - shift).  An ignored sample has
+   gq = its gradient's value throughout (fx_xent_ignored_grad), a = b = ay = 0. */
 typedef struct fx_xent_coef {
-    double loss, f, gq, a, b, ay;
+    double loss, gq, a, b, ay;
 } fx_xent_coef;
 
 /* The gradient of an ignored sample is 0 * (its softmax): 0, or NaN throughout
-   where the softmax is NaN; also NaN where smoothing multiplies the zero
-   upstream gradient by an infinite or NaN class weight, as PyTorch does. */
-static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, int softmax_is_nan)
+   where the softmax is NaN (log_s NaN); also NaN where smoothing multiplies the
+   zero upstream gradient by an infinite or NaN class weight, as PyTorch does.
+   Written as those products (no -ffast-math: 0 * NaN is NaN), so that a tile's
+   lanes take it in vectors and the weights' part is computed once a call. */
+static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s)
 {
-    return softmax_is_nan || (A->eps > 0.0 && !isfinite(A->w_sum)) ? NAN : 0.0;
+    return 0.0 * log_s + (A->eps > 0.0 ? 0.0 * A->w_sum : 0.0);
 }
 
 /*
  * loss = Q log S - D with Q = sum_c w_c q_c the total target mass and
  * D = sum_c w_c q_c (x_c - m) (q: the smoothed target distribution), i.e.
  * PyTorch's -sum_c w_c q_c log_softmax(x)_c, without forming log_softmax.
+ * S is the plain sum here, not the precise one of logsumexp (fx_chunk_sumexp's
+ * n_top): a confident right answer's loss, log S, is exact to an ulp of 1 (as
+ * in PyTorch) rather than to its own ulp.  Its relative precision would cost a
+ * compare and a select per element of every row, and would change no reduced
+ * loss (whose error is that of its largest terms).
  * Sample weights, z-loss and softcap enter here (docs/ARCHITECTURE.md).
  */
 static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stats s)
@@ -242,9 +255,7 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double D = (1.0 - A->eps) * s.wy * s.xy + s.d;
     double gs = s.kept ? s.gs : 0.0;
     r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
-    r.gq = gs * Q;
-    /* exp(-log_s) = 1 / S, NaN where log_s is (the softmax is NaN) */
-    r.f = s.kept ? r.gq * fx_exp_d(-s.log_s) : fx_xent_ignored_grad(A, s.log_s != s.log_s);
+    r.gq = s.kept ? gs * Q : fx_xent_ignored_grad(A, s.log_s);
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / (double)A->shape.C);
     r.ay = r.a * s.wy;
@@ -260,6 +271,21 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
 static FX_INLINE double fx_lse_finish(double m, double log_s, int finite)
 {
     return finite ? m + log_s : log_s;
+}
+
+/* Whether the plain sum S of a sample may lose its result's relative
+   precision, so that the precise sums are worth a second sweep.  The plain
+   sum rounds like its terms' count times an ulp of 1 in double; that matters
+   only where S < 2 (log S < ln 2; beyond, the precise sums round alike) and
+   the result R is below `bound` (fx_precise_bound: about C ulp of 1 in the
+   output's precision), R = log S for log_softmax (its value at the max is
+   -log S) and |m + log S| for logsumexp.  Branch-free, so that a tile's lanes
+   are tested in vectors. */
+static FX_INLINE int fx_lse_wants_precise(double m, double log_s, int finite, int mode,
+                                          double bound)
+{
+    double r = mode == FX_LOG_SOFTMAX ? log_s : fabs(m + log_s);
+    return finite & (mode != FX_SOFTMAX) & (log_s < 0.6931471805599453) & (r < bound);
 }
 
 /* log_softmax of x from its row's shift m and log_s (a finite lse): kept

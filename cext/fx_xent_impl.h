@@ -19,23 +19,35 @@ typedef struct {
 /* Each lane's class (read once and checked: fx_class_of), its weight and
    x_y - m (0 where ignored).  An index out of range is reported in *bad and
    its lane treated as ignored. */
-static void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *m,
-                                    Py_ssize_t *cls, double *wy, double *xy, Py_ssize_t *bad)
+static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
+                                              const REAL *m, Py_ssize_t *cls, double *wy,
+                                              double *xy, Py_ssize_t *bad)
 {
-    const REAL *w = (const REAL *)A->w;
-    for (Py_ssize_t l = 0; l < v->T; l++) {
-        Py_ssize_t c = fx_class_of(A->y + v->n0 + l, A->ignore_index, A->shape.C);
-        if (c == FX_BAD_INDEX && *bad < 0) *bad = v->n0 + l;
+    const REAL *w = (const REAL *)A->w, *x = v->x;
+    const int64_t *y = A->y + v->n0, ignore_index = A->ignore_index;
+    const Py_ssize_t C = A->shape.C, T = v->T, stride = v->stride;
+    Py_ssize_t l;
+    int any_bad = 0;
+    for (l = 0; l < T; l++) {
+        Py_ssize_t c = fx_class_of(y + l, ignore_index, C);
         cls[l] = c;
-        wy[l] = c < 0 ? 0.0 : (w ? (double)w[c] : 1.0);
-        xy[l] = c < 0 ? 0.0 : (double)v->x[c * v->stride + l] - (double)m[l];
+        if (c >= 0) {
+            wy[l] = w ? (double)w[c] : 1.0;
+            xy[l] = (double)x[c * stride + l] - (double)m[l];
+        } else {
+            wy[l] = 0.0;
+            xy[l] = 0.0;
+            any_bad |= c == FX_BAD_INDEX;
+        }
     }
+    for (l = 0; any_bad && *bad < 0; l++)     /* the first lane out of range */
+        if (cls[l] == FX_BAD_INDEX) *bad = v->n0 + l;
 }
 
 /* g = f e - w_c (a t + b), class by class across lanes, then - ay at each kept
    lane's target class.  Without smoothing or probabilities the weights are not
    touched (an unused infinite weight changes nothing). */
-static void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
+static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
                                  const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls)
 {
     const REAL *w = (const REAL *)A->w;
@@ -58,7 +70,7 @@ static void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v
 
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
    losses into A->loss, the gradient (if v->g) into v->g. */
-static double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad)
+static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
     double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
@@ -67,11 +79,16 @@ static double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) 
     const double b_smooth = A->eps / (double)A->shape.C;
     const double smooth_q = A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
     FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0);
-    for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
     if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
         FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride, sh,
                              by_index ? 0.0 : 1.0 - A->eps, by_index ? 1.0 : b_smooth, q, d);
-    if (by_index) FX_SFX(fx_tile_targets)(A, v, m, cls, wy, xy, bad);
+    else
+        for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
+    if (by_index)
+        FX_SFX(fx_tile_targets)(A, v, m, cls, wy, xy, bad);
+    else
+        for (l = 0; l < T; l++) { wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
+    const fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
     for (l = 0; l < T; l++) {
         fx_xent_stats s;
         s.log_s = m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY ? log_s[l] : NAN;
@@ -79,11 +96,11 @@ static double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) 
         s.xy = xy[l];
         s.q = by_index ? smooth_q : q[l];
         s.d = by_index ? b_smooth * d[l] : d[l];
-        s.gs = fx_gs(A, v->n0 + l);
+        s.gs = fx_gs(&opt, v->n0 + l);
         s.kept = cls[l] >= 0;
-        fx_xent_coef r = fx_xent_finish(A, s);
+        fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
-        f[l] = (REAL)r.f;
+        f[l] = (REAL)(r.gq * fx_exp_d(-s.log_s));      /* gq / S (the shift is the max) */
         a[l] = (REAL)r.a;
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
@@ -164,6 +181,7 @@ static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_ro
 /* Cross-entropy of the rows of block k; returns the sum of their losses. */
 static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
 {
+    const fx_xent_args opt = *A;   /* a private copy: its fields stay in registers */
     Py_ssize_t C = A->shape.C;
     double total = 0.0;
     for (Py_ssize_t n = k.n0; n < k.n0 + k.count; n++) {
@@ -175,7 +193,7 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
             if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
             if (A->loss) ((REAL *)A->loss)[n] = 0;
             if (gr) {
-                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C));
+                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C) ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
             }
             continue;
@@ -183,8 +201,8 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
         FX_SFX(fx_row) row;
         FX_SFX(fx_row_stats)(xr, C, &row, gr, 0);
         fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c);
-        s.gs = fx_gs(A, n);
-        fx_xent_coef r = fx_xent_finish(A, s);
+        s.gs = fx_gs(&opt, n);
+        fx_xent_coef r = fx_xent_finish(&opt, s);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
         if (gr) FX_SFX(fx_row_grad)(A, &row, gr, tr, c, r, s.log_s);
