@@ -49,8 +49,10 @@ import numpy as np
 
 import fastxent as _fx
 
+_buffer_callback: Any
 try:
-    from jax.experimental.buffer_callback import buffer_callback as _buffer_callback
+    from jax.experimental import buffer_callback as _buffer_callback_module
+    _buffer_callback = _buffer_callback_module.buffer_callback
 except ImportError:                                      # older JAX
     _buffer_callback = None
 
