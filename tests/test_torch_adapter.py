@@ -346,3 +346,24 @@ def test_module_buffers_and_attributes(rng):
         fxt.BCELoss(reduction="avg")
     with pytest.raises(TypeError):
         fxt.CrossEntropyLoss(None, None)          # options are keyword-only
+
+
+def test_mlp_example_trains_the_same_model():
+    """examples/torch_mlp.py: the two losses train the same weights (to float32
+    rounding) to the same accuracy."""
+    import os
+    import re
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "examples", "torch_mlp.py")
+    if not os.path.isfile(script):
+        pytest.skip("examples/ not present")
+    res = subprocess.run([sys.executable, script, "--epochs", "1", "--n-train", "1000",
+                          "--threads", "1"], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert res.returncode == 0, res.stderr
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1]
+            for line in res.stdout.splitlines() if line.startswith("| F") or "fastxent" in line}
+    assert set(rows) == {"fastxent.torch", "F.cross_entropy"}, res.stdout
+    assert rows["fastxent.torch"][2:] == rows["F.cross_entropy"][2:]     # loss and accuracy
+    drift = float(re.search(r"weights: (\S+)", res.stdout).group(1))
+    assert drift < 1e-5, res.stdout

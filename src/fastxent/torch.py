@@ -72,7 +72,10 @@ def _to_numpy(t: Any, name: str) -> Any:
     t = t.detach()
     if t.dtype == torch.bfloat16:
         t = t.float()
-    return t.resolve_conj().resolve_neg().numpy()
+    try:
+        return t.numpy()
+    except RuntimeError:                  # a lazily negated view (neg bit set)
+        return t.resolve_neg().numpy()
 
 
 def _class_axis(axis: int | None, ndim: int) -> int:
