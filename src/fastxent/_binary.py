@@ -23,19 +23,24 @@ def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
 
 def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
             grad_output, out, n_threads):
-    """Both binary losses: one argument check, one kernel call."""
-    x, result_dtype = _args.as_input(input)
-    reduction = _args.check_reduction(reduction)
+    """Both binary losses: one argument check, one kernel call.
+
+    The options (``weight``, ``pos_weight``, ``reduction``, ``return_grad``,
+    ``n_threads``) come checked by ``_args``' option checks: per call from the
+    functions, once per assignment from the loss classes.
+    """
+    xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
-    t = _args.as_real_array(target, "target", x.dtype)
-    if t.shape != x.shape:
-        raise ValueError(f"target must have the input's shape {x.shape}, got target {t.shape}")
+    tv = _args.real_array(target, "target")
+    if tv.shape != x.shape:
+        raise ValueError(f"target must have the input's shape {x.shape}, got target {tv.shape}")
+    t = _args.as_real_array(tv, x.dtype)
     w, w_dims, w_strides = _args.broadcast_operand(weight, "weight", x.shape, x.dtype)
     pw, pw_dims, pw_strides = _args.broadcast_operand(pos_weight, "pos_weight", x.shape, x.dtype)
 
-    g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
-                                               x.size, x, result_dtype,
-                                               input, t, w, pw, weight, pos_weight, grad_output)
+    g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
+                                             x.size, x, result_dtype,
+                                             (xv, x, tv, t, weight, w, pos_weight, pw))
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
@@ -47,7 +52,7 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     if bad_t:
         raise _not_probabilities("target", t, bad_t)
 
-    return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, out_to)
+    return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, grad)
 
 
 @overload
@@ -132,8 +137,9 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInp
     >>> float(fastxent.binary_cross_entropy([0.], [1.], reduction="sum"))   # log clamped
     100.0
     """
-    return _binary(False, input, target, weight, None, reduction, return_grad,
-                   grad_output, out, n_threads)
+    return _binary(False, input, target, _args.real_array_option(weight, "weight"), None,
+                   _args.check_reduction(reduction), _args.check_bool(return_grad, "return_grad"),
+                   grad_output, out, _args.threads_option(n_threads))
 
 
 @overload
@@ -218,5 +224,7 @@ def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
     >>> grad
     array([ 0.125, -0.25 , -0.25 ,  0.125], dtype=float32)
     """
-    return _binary(True, input, target, weight, pos_weight, reduction, return_grad,
-                   grad_output, out, n_threads)
+    return _binary(True, input, target, _args.real_array_option(weight, "weight"),
+                   _args.real_array_option(pos_weight, "pos_weight"), _args.check_reduction(reduction),
+                   _args.check_bool(return_grad, "return_grad"), grad_output, out,
+                   _args.threads_option(n_threads))

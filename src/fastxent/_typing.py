@@ -7,7 +7,7 @@ DLPack producers (``__dlpack__``).
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Tuple, Union
+from typing import Any, Literal, Protocol, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -22,3 +22,4 @@ Scalar = np.floating[Any]
 Array = NDArray[np.floating[Any]]
 Loss = Union[Scalar, Array]
 LossAndGrad = Tuple[Loss, Array]
+Reduction = Literal["mean", "sum", "none"]
