@@ -5,7 +5,7 @@ user should get; a wrong overload or a missing annotation makes mypy fail.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,7 +35,7 @@ buffer = np.empty_like(logits)
 _, into_out = fastxent.cross_entropy(logits, labels, return_grad=True, out=buffer, n_threads=1)
 
 # A run-time choice of reduction or return_grad gives the union.
-mode: str = "mean"
+mode: Literal["mean", "sum", "none"] = "mean"
 flag: bool = bool(len(labels))
 either = fastxent.cross_entropy(logits, labels, reduction=mode, return_grad=flag)
 

@@ -26,7 +26,7 @@ import numpy as np
 REDUCTIONS = ("mean", "sum", "none")
 _F64 = np.dtype(np.float64)
 _F32 = np.dtype(np.float32)
-_INT64 = np.iinfo(np.int64)
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 _NAN = float("nan")
 
 
@@ -76,7 +76,7 @@ def check_int(value: Any, name: str) -> int:
 def check_int64(value: Any, name: str) -> int:
     """An integer the kernels take as int64_t."""
     v = check_int(value, name)
-    if not _INT64.min <= v <= _INT64.max:
+    if not _INT64_MIN <= v <= _INT64_MAX:
         raise ValueError(f"{name} must fit in a 64-bit signed integer, got {v}")
     return v
 
@@ -232,8 +232,8 @@ def as_index_target(target: np.ndarray, sample_shape: tuple, input_shape: tuple)
             f"target of class indices must have shape {sample_shape} (input {input_shape} "
             f"without its class axis), got target {target.shape}")
     dt = target.dtype
-    if dt.kind == "u" and dt.itemsize == 8 and target.size and target.max() > _INT64.max:
-        bad = int(np.argmax(target > _INT64.max))
+    if dt.kind == "u" and dt.itemsize == 8 and target.size and target.max() > _INT64_MAX:
+        bad = int(np.argmax(target > _INT64_MAX))
         raise ValueError(
             f"target value {int(target.reshape(-1)[bad])} at index "
             f"{format_index(bad, sample_shape)} is out of range")

@@ -9,7 +9,10 @@ from . import _args
 from ._kernels import kernels, resolve_threads
 
 if TYPE_CHECKING:
-    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Scalar
+    from typing_extensions import Unpack
+
+    from ._typing import (Array, ArrayInput, BCEWithLogitsOptions, GradOptions, Loss, LossAndGrad,
+                          Reduced, Reduction, Scalar)
 
 
 def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
@@ -55,33 +58,29 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, grad)
 
 
+# For type checkers, as for cross_entropy.
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                         reduction: Literal["mean", "sum"] = ..., return_grad: Literal[False] = ...,
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> Scalar: ...
+                         reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                         **options: Unpack[GradOptions]) -> Scalar: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                          reduction: Literal["none"], return_grad: Literal[False] = ...,
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> Array: ...
+                         **options: Unpack[GradOptions]) -> Array: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                         reduction: Literal["mean", "sum"] = ..., return_grad: Literal[True],
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+                         reduction: Reduced = ..., return_grad: Literal[True],
+                         **options: Unpack[GradOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                          reduction: Literal["none"], return_grad: Literal[True],
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> tuple[Array, Array]: ...
+                         **options: Unpack[GradOptions]) -> tuple[Array, Array]: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                         reduction: str = ..., return_grad: bool = ...,
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+                         reduction: Reduction = ..., return_grad: bool = ...,
+                         **options: Unpack[GradOptions]) -> Loss | LossAndGrad: ...
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
-                         reduction: str = "mean", return_grad: bool = False,
+                         reduction: Reduction = "mean", return_grad: bool = False,
                          grad_output: ArrayInput | None = None, out: Array | None = None,
                          n_threads: int | None = None) -> Loss | LossAndGrad:
     """Binary cross-entropy between probabilities and targets, as
@@ -143,38 +142,33 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInp
 
 
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
-                                     reduction: Literal["mean", "sum"] = ..., return_grad: Literal[False] = ...,
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> Scalar: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
+                                     reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                                     **options: Unpack[BCEWithLogitsOptions]) -> Scalar: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
                                      reduction: Literal["none"], return_grad: Literal[False] = ...,
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> Array: ...
+                                     **options: Unpack[BCEWithLogitsOptions]) -> Array: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
-                                     reduction: Literal["mean", "sum"] = ..., return_grad: Literal[True],
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
+                                     reduction: Reduced = ..., return_grad: Literal[True],
+                                     **options: Unpack[BCEWithLogitsOptions]) -> tuple[Scalar, Array]: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
                                      reduction: Literal["none"], return_grad: Literal[True],
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> tuple[Array, Array]: ...
+                                     **options: Unpack[BCEWithLogitsOptions]) -> tuple[Array, Array]: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
-                                     reduction: str = ..., return_grad: bool = ...,
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
+                                     reduction: Reduction = ..., return_grad: bool = ...,
+                                     **options: Unpack[BCEWithLogitsOptions]) -> Loss | LossAndGrad: ...
 def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
                                      weight: ArrayInput | None = None, *,
-                                     pos_weight: ArrayInput | None = None, reduction: str = "mean",
+                                     pos_weight: ArrayInput | None = None, reduction: Reduction = "mean",
                                      return_grad: bool = False,
                                      grad_output: ArrayInput | None = None, out: Array | None = None,
                                      n_threads: int | None = None) -> Loss | LossAndGrad:

@@ -9,7 +9,10 @@ from . import _args
 from ._kernels import kernels, resolve_threads
 
 if TYPE_CHECKING:
-    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Scalar
+    from typing_extensions import Unpack
+
+    from ._typing import (Array, ArrayInput, CrossEntropyOptions, Loss, LossAndGrad, NLLOptions,
+                          Reduced, Reduction, Scalar)
 
 
 def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
@@ -74,44 +77,31 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
 
 
 # For type checkers: a reduced loss is a NumPy scalar, reduction="none" an
-# array, and return_grad=True makes the result a (loss, grad) tuple.
+# array, and return_grad=True makes the result a (loss, grad) tuple; the last
+# overload is for values known only at run time.  The options that leave the
+# type alone are a TypedDict (fastxent._typing), to keep each overload short.
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[False] = ...,
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> Scalar: ...
+                  reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Scalar: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["none"],
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[False] = ...,
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> Array: ...
+                  reduction: Literal["none"], return_grad: Literal[False] = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Array: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[True],
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+                  reduction: Reduced = ..., return_grad: Literal[True],
+                  **options: Unpack[CrossEntropyOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["none"],
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[True],
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> tuple[Array, Array]: ...
+                  reduction: Literal["none"], return_grad: Literal[True],
+                  **options: Unpack[CrossEntropyOptions]) -> tuple[Array, Array]: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: str = ...,
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: bool = ...,
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+                  reduction: Reduction = ..., return_grad: bool = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad: ...
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
-                  ignore_index: int = -100, reduction: str = "mean",
+                  ignore_index: int = -100, reduction: Reduction = "mean",
                   label_smoothing: float = 0.0, axis: int | None = None, return_grad: bool = False,
                   grad_output: ArrayInput | None = None, out: Array | None = None,
                   n_threads: int | None = None) -> Loss | LossAndGrad:
@@ -169,36 +159,26 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
 # For type checkers, as for cross_entropy.
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-             axis: int | None = ..., return_grad: Literal[False] = ...,
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> Scalar: ...
+             reduction: Reduced = ..., return_grad: Literal[False] = ...,
+             **options: Unpack[NLLOptions]) -> Scalar: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["none"],
-             axis: int | None = ..., return_grad: Literal[False] = ...,
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> Array: ...
+             reduction: Literal["none"], return_grad: Literal[False] = ...,
+             **options: Unpack[NLLOptions]) -> Array: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-             axis: int | None = ..., return_grad: Literal[True],
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+             reduction: Reduced = ..., return_grad: Literal[True],
+             **options: Unpack[NLLOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["none"],
-             axis: int | None = ..., return_grad: Literal[True],
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> tuple[Array, Array]: ...
+             reduction: Literal["none"], return_grad: Literal[True],
+             **options: Unpack[NLLOptions]) -> tuple[Array, Array]: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: str = ...,
-             axis: int | None = ..., return_grad: bool = ...,
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+             reduction: Reduction = ..., return_grad: bool = ...,
+             **options: Unpack[NLLOptions]) -> Loss | LossAndGrad: ...
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
-             ignore_index: int = -100, reduction: str = "mean", axis: int | None = None,
+             ignore_index: int = -100, reduction: Reduction = "mean", axis: int | None = None,
              return_grad: bool = False, grad_output: ArrayInput | None = None,
              out: Array | None = None, n_threads: int | None = None) -> Loss | LossAndGrad:
     """Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
