@@ -60,3 +60,19 @@ threads: int = fastxent.get_num_threads()
 fastxent.set_num_threads(threads)
 include_dir: str = fastxent.get_include()
 version: str = fastxent.__version__
+
+# Options are attributes: read back with their types, assigned (checked at run
+# time and by the type checker), used by the next call.
+loss_fn.reduction = "sum"
+loss_fn.label_smoothing = 0.2
+loss_fn.ignore_index = -1
+loss_fn.axis = -1
+loss_fn.n_threads = None
+loss_fn.weight = [1.0, 2.0, 3.0]
+smoothing: float = loss_fn.label_smoothing
+reduction: Literal["mean", "sum", "none"] = loss_fn.reduction
+class_weights: NDArray[Any] | None = loss_fn.weight
+threads_option: int | None = loss_fn.n_threads
+# return_grad, grad_output and out are keyword-only in a call
+keyword_grad: Array = loss_fn(logits, labels, return_grad=True, out=np.empty_like(logits))[1]
+runtime_choice = loss_fn(logits, labels, return_grad=flag)

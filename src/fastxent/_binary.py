@@ -108,7 +108,11 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInp
     grad_output : array_like, optional
         The upstream gradient: a scalar for "mean"/"sum", ``input``'s shape for "none".
     out : ndarray, optional
-        A C-contiguous, writeable array of ``input``'s shape and dtype for the gradient.
+        A C-contiguous, writeable array of ``input``'s shape and dtype for the
+        gradient, sharing memory with no other argument (an ndarray subclass such
+        as ``np.memmap`` is written through and returned).  Nothing is written to
+        it unless every argument passes its checks, but for the [0, 1] check of
+        the values, made in the kernel's one pass (see Raises).
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`).
 

@@ -18,7 +18,6 @@ from ._binary import _binary
 from ._multiclass import _multiclass
 
 if TYPE_CHECKING:
-    import numpy as np
     from numpy.typing import NDArray
 
     from ._typing import Array, ArrayInput, Loss, LossAndGrad, Reduction
@@ -57,6 +56,8 @@ class _Loss:
 
     __slots__ = ("_reduction", "_n_threads")
     _options: tuple[str, ...] = ()
+    _reduction: Reduction                 # the checked values, in the slots
+    _n_threads: Optional[int]
 
     reduction: _Option[Reduction, Reduction] = _Option(_args.check_reduction)
     n_threads: _Option[Optional[int], Optional[int]] = _Option(_args.threads_option)
@@ -101,9 +102,13 @@ class CrossEntropyLoss(_Loss):
     0.4032
     >>> loss_fn.reduction = "sum"                 # checked here, used by the next call
     >>> round(float(loss_fn([[1.3, 2.0], [1.3, 2.0]], [1, 1])), 4)
-    1.6128
+    1.6127
     """
     __slots__ = ("_weight", "_ignore_index", "_label_smoothing", "_axis")
+    _weight: Optional[NDArray[Any]]
+    _ignore_index: int
+    _label_smoothing: float
+    _axis: Optional[int]
     _options = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "n_threads")
 
     weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.class_weight_option)
@@ -130,6 +135,9 @@ class CrossEntropyLoss(_Loss):
 class NLLLoss(_Loss):
     """:func:`fastxent.nll_loss` with its options as attributes, like ``torch.nn.NLLLoss``."""
     __slots__ = ("_weight", "_ignore_index", "_axis")
+    _weight: Optional[NDArray[Any]]
+    _ignore_index: int
+    _axis: Optional[int]
     _options = ("weight", "ignore_index", "reduction", "axis", "n_threads")
 
     weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.class_weight_option)
@@ -163,6 +171,7 @@ class BCELoss(_Loss):
     0.3285
     """
     __slots__ = ("_weight",)
+    _weight: Optional[NDArray[Any]]
     _options = ("weight", "reduction", "n_threads")
 
     weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.real_array_option)
@@ -190,6 +199,8 @@ class BCEWithLogitsLoss(_Loss):
     0.3133
     """
     __slots__ = ("_weight", "_pos_weight")
+    _weight: Optional[NDArray[Any]]
+    _pos_weight: Optional[NDArray[Any]]
     _options = ("weight", "pos_weight", "reduction", "n_threads")
 
     weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.real_array_option)

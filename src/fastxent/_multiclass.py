@@ -119,16 +119,22 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     ignore_index : int
         Class-index targets equal to it add nothing (default -100).
     reduction : {"mean", "sum", "none"}
+        "mean" divides by the summed weights of the non-ignored targets (the
+        number of samples for probabilities); NaN, loss and gradient, when that
+        is 0, with or without label smoothing, as PyTorch.
     label_smoothing : float in [0, 1]
     axis : int, optional
         The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
     return_grad : bool
         Also return the gradient of the returned loss with respect to ``input``,
-        computed in the same pass.
+        computed in the same pass (True or False: anything else is a TypeError).
     grad_output : array_like, optional
         The upstream gradient: a scalar for "mean"/"sum", the loss's shape for "none".
     out : ndarray, optional
-        A C-contiguous, writeable array of ``input``'s shape and dtype for the gradient.
+        A C-contiguous, writeable array of ``input``'s shape and dtype for the
+        gradient, sharing memory with no other argument (an ndarray subclass such
+        as ``np.memmap`` is written through and returned).  Nothing is written to
+        it unless every argument passes its checks.
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`).
 

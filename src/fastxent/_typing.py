@@ -13,15 +13,17 @@ everywhere: a misspelled one (``"avg"``) is a type error.
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal, Optional, Protocol, Sequence, Tuple, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, Sequence, Tuple, TypedDict, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer
-else:
+elif TYPE_CHECKING:
     from typing_extensions import Buffer
+else:                    # typing_extensions need not be installed: only type checkers read this
+    Buffer = memoryview
 
 
 class SupportsDLPack(Protocol):
