@@ -49,8 +49,9 @@ def openmp_default():
     """OpenMP's count of this thread at its default for the test (an earlier test
     may have lowered it through torch.set_num_threads), restored afterwards."""
     before = _kernels_baseline.omp_max_threads()
-    _kernels_baseline.omp_set_num_threads(_kernels._omp_default)
-    yield _kernels._omp_default
+    default = getattr(_kernels, "_omp_default", before)
+    _kernels_baseline.omp_set_num_threads(default)
+    yield default
     _kernels_baseline.omp_set_num_threads(before)
 
 
@@ -279,6 +280,16 @@ def test_out_is_untouched_when_a_call_fails(rng, dtype, subclass):
     values lie in [0, 1] is made by the kernel during its one pass, and is not
     covered here.)"""
     x = rng.standard_normal((4, 3)).astype(dtype)
+    # 0.1's reproduction: nll_loss zeroed a matrix out, then refused it
+    out = np.full((4, 3), 7.0, dtype)
+    out = np.matrix(out) if subclass else out
+    try:
+        fx.nll_loss(x, [0, 1, 2, 0], return_grad=True, out=out)
+    except (TypeError, ValueError) as exc:
+        assert "out" in str(exc)
+        assert (np.asarray(out) == 7.0).all(), "nll_loss wrote to out before failing"
+    else:
+        np.testing.assert_array_equal(np.asarray(out), fx.nll_loss(x, [0, 1, 2, 0], return_grad=True)[1])
     for name, call in _failing_calls(x, None):
         out = np.full((4, 3), 7.0, dtype)
         if subclass:
