@@ -61,7 +61,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
                                              sample_shape, denom, x, result_dtype,
                                              (xv, x, tgt, y, t, weight, w))
     if g is not None and kind == "nll":
-        g.fill(0)   # the nll kernel writes the target entries only (after every check)
+        g.fill(0)   # the nll kernel writes the target entries only
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
