@@ -13,6 +13,7 @@ guards (the item number of the issue in brackets in its docstring).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -437,6 +438,27 @@ def test_set_num_threads_overrides_an_openmp_count_lowered_before(keep_num_threa
     _kernels_baseline.omp_set_num_threads(1)
     fx.set_num_threads(openmp_default + 1)
     assert fx.get_num_threads() == openmp_default + 1
+
+
+def test_set_num_threads_above_openmps_default_runs_that_many_threads():
+    """[11] The count reaches the parallel region without omp_set_num_threads: with
+    OMP_NUM_THREADS=1, set_num_threads(3) then a large call starts OpenMP's team
+    of 3 (libgomp keeps its threads, so the process has at least 3 afterwards)."""
+    if not _kernels_baseline.openmp_enabled() or not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs OpenMP and Linux's /proc")
+    code = ("import os, numpy as np, fastxent as fx\n"
+            "before = len(os.listdir('/proc/self/task'))\n"
+            "fx.set_num_threads(3)\n"
+            "fx.cross_entropy(np.zeros((20000, 64), np.float32), np.zeros(20000, np.int64), return_grad=True)\n"
+            "from fastxent import _kernels_baseline as k\n"
+            "print(before, len(os.listdir('/proc/self/task')), k.omp_max_threads())\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(fx.__file__)),
+                                           os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    before, after, omp = map(int, res.stdout.split())
+    assert after >= before + 2 and omp == 1
 
 
 # ----------------------------------------------------------------------------
