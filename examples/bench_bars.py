@@ -17,8 +17,10 @@ workload, the script checks that fastxent and NumPy agree.  It takes about
 half a minute on two cores.  The numbers depend on the machine that built
 this page; ``python -m fastxent bench`` prints the full table on yours.
 
-Run: ``python examples/bench_bars.py``
+Run: ``python examples/bench_bars.py`` (``--tiny``: small arrays, a check that
+the script runs; its times mean nothing)
 """
+import argparse
 import time
 
 import numpy as np
@@ -27,6 +29,9 @@ import fastxent
 from fastxent._workloads import WORKLOADS, disagreement, runner, time_median, torch_runner
 
 REPEAT = 5
+parser = argparse.ArgumentParser(description="fastxent, NumPy and PyTorch on the bench workloads")
+parser.add_argument("--tiny", action="store_true", help="small arrays: the times mean nothing")
+tiny = parser.parse_args().tiny
 
 try:
     import torch
@@ -54,7 +59,7 @@ for wl in WORKLOADS:
     if not wl.quick:
         continue
     dtype = wl.dtypes[0]
-    x, target = wl.make(dtype)
+    x, target = wl.make(dtype, tiny=tiny)
     function = wl.loss_function
     problem = disagreement(function, wl, x, target, return_grad=True)
     if problem:
@@ -67,7 +72,8 @@ for wl in WORKLOADS:
             torch.set_num_threads(n)
             row.append(time_median(torch_runner(function, wl, x, target, return_grad=True), REPEAT))
         torch.set_num_threads(torch_threads)
-    labels.append(f"{wl.name} {'x'.join(map(str, wl.shape))}\n{wl.what}")
+    shape = wl.tiny_shape if tiny else wl.shape
+    labels.append(f"{wl.name} {'x'.join(map(str, shape))}\n{wl.what}")
     times.append(row)
     del x, target
 times_ms = np.array(times) * 1e3

@@ -124,7 +124,7 @@ def plot_history(history):
     except ImportError:
         return
     steps = np.arange(1, len(history["step_loss"]) + 1)
-    window = 50
+    window = max(1, min(50, len(steps) // 5))       # a running mean over at most 50 steps
     running = np.convolve(history["step_loss"], np.ones(window) / window, mode="valid")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     ax_loss.plot(steps, history["step_loss"], color="tab:blue", alpha=0.25, lw=0.8,
