@@ -63,6 +63,8 @@ for (const page of pages) {
       images: Array.from(doc.images, i => ({src: i.getAttribute("src"), complete: i.complete,
                                             width: i.naturalWidth})),
       text: main.innerText,
+      external: Array.from(doc.querySelectorAll("script[src], link[rel=stylesheet]"),
+                           e => e.src || e.href).filter(u => !u.startsWith(location.origin)),
     };
     document.getElementById("result").textContent = JSON.stringify(reports);
   };
@@ -74,10 +76,12 @@ for (const page of pages) {
 """
 
 # Markup that reached the page as text: docutils' error boxes, roles, directives,
-# literal backticks and reST link references.
+# literal backticks, reST link references, and TeX that no script typeset (a
+# reader offline, or without the CDN, sees it raw).
 RAW_REST = re.compile(r"System Message|Unknown (?:directive|interpreted text role)"
                       r"|:(?:func|class|meth|mod|attr|obj|ref|doc|math|data|exc):`"
-                      r"|^\s*\.\. [a-z][\w-]*::|``|`_(?:\W|$)", re.M)
+                      r"|^\s*\.\. [a-z][\w-]*::|``|`_(?:\W|$)"
+                      r"|\\[(\[]|\\(?:frac|sum|mathrm)\b", re.M)   # and TeX left untypeset
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -145,6 +149,7 @@ def check_page(report, page):
     assert not missing, f"{page}: images that did not load: {missing}"
     raw = sorted({m.group(0).strip() for m in RAW_REST.finditer(report["text"])})
     assert not raw, f"{page}: reST markup shown as text: {raw}"
+    assert not report["external"], f"{page}: loads scripts or styles from elsewhere: {report['external']}"
 
 
 PAGES = {
