@@ -97,6 +97,9 @@ html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
+    # no "on this page" column where the page is mostly code: room for its lines
+    "secondary_sidebar_items": {"user_guide/**": ["page-toc"], "architecture": ["page-toc"],
+                                "reference/*": ["page-toc"]},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
