@@ -5,13 +5,14 @@ takes effect on the next call; the repr shows the current values; ``return_grad`
 from __future__ import annotations
 
 import copy
+import inspect
 import pickle
 
 import numpy as np
 import pytest
 
 import fastxent as fx
-from fastxent import _args
+from fastxent import _args, _modules
 
 # square, so that axis=0 fits the same targets and weights
 X = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5], [-2.0, 1.0, 0.0]])
@@ -186,3 +187,18 @@ def test_loss_classes_pickle_and_copy(cls, fn, data, options):
     for other in (pickle.loads(pickle.dumps(loss_fn)), copy.copy(loss_fn), copy.deepcopy(loss_fn)):
         assert repr(other) == repr(loss_fn)
         _same(other(*data), want)
+
+
+@pytest.mark.parametrize("cls", [c[0] for c in CLASSES], ids=IDS)
+def test_option_docstring_examples_run(cls):
+    """Each option's docstring (shown in the API reference) has an example that
+    runs as written."""
+    import doctest
+    names = [name for name in dir(cls) if isinstance(inspect.getattr_static(cls, name), _modules._Option)]
+    assert set(names) == set(cls._options)
+    for name in names:
+        test = doctest.DocTestParser().get_doctest(getattr(cls, name).__doc__, {}, name, None, 0)
+        assert test.examples
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        runner.run(test)
+        assert runner.failures == 0, f"{cls.__name__}.{name}"

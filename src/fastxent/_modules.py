@@ -28,17 +28,26 @@ _Get = TypeVar("_Get")
 
 class _Option(Generic[_Set, _Get]):
     """An option of a loss class, checked on assignment and stored checked in the
-    slot ``_<name>``.  ``_Set`` is what may be assigned, ``_Get`` what is read back."""
+    slot ``_<name>``.  ``_Set`` is what may be assigned, ``_Get`` what is read back.
+    ``summary`` and an example assignment (``value`` as typed, ``shown`` as read
+    back) make the attribute's docstring, shown in the API reference."""
 
-    __slots__ = ("check", "name", "slot")
-
-    def __init__(self, check: Callable[[Any, str], Any]) -> None:
+    def __init__(self, check: Callable[[Any, str], Any], summary: str, value: str,
+                 shown: str) -> None:
         self.check = check
         self.name = self.slot = ""
+        self._doc = (summary, value, shown)
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.slot = "_" + name
+        summary, value, shown = self._doc
+        cls = "BCELoss" if owner.__name__.startswith("_") else owner.__name__
+        self.__doc__ = (
+            f"{summary}\n\nChecked when assigned (the function's TypeError or ValueError), "
+            f"used by the next call.\n\nExamples\n--------\n>>> import fastxent\n"
+            f">>> loss_fn = fastxent.{cls}()\n>>> loss_fn.{name} = {value}\n"
+            f">>> loss_fn.{name}\n{shown}\n")
 
     @overload
     def __get__(self, obj: None, owner: Optional[type] = None) -> _Option[_Set, _Get]: ...
@@ -59,8 +68,10 @@ class _Loss:
     _reduction: Reduction                 # the checked values, in the slots
     _n_threads: Optional[int]
 
-    reduction: _Option[Reduction, Reduction] = _Option(_args.check_reduction)
-    n_threads: _Option[Optional[int], Optional[int]] = _Option(_args.threads_option)
+    reduction: _Option[Reduction, Reduction] = _Option(
+        _args.check_reduction, '``"mean"``, ``"sum"`` or ``"none"``, as for the function.', '"sum"', "'sum'")
+    n_threads: _Option[Optional[int], Optional[int]] = _Option(
+        _args.threads_option, "Threads of each call; None for :func:`fastxent.get_num_threads`.", "2", "2")
 
     @overload
     def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: Literal[False] = ...,
@@ -111,10 +122,15 @@ class CrossEntropyLoss(_Loss):
     _axis: Optional[int]
     _options = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "n_threads")
 
-    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.class_weight_option)
-    ignore_index: _Option[int, int] = _Option(_args.check_int64)
-    label_smoothing: _Option[float, float] = _Option(_args.check_label_smoothing)
-    axis: _Option[Optional[int], Optional[int]] = _Option(_args.axis_option)
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.class_weight_option, "A weight per class, shape ``(C,)``, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+    ignore_index: _Option[int, int] = _Option(
+        _args.check_int64, "Class-index targets equal to it add nothing.", "-1", "-1")
+    label_smoothing: _Option[float, float] = _Option(
+        _args.check_label_smoothing, "A float in [0, 1].", "0.1", "0.1")
+    axis: _Option[Optional[int], Optional[int]] = _Option(
+        _args.axis_option, "The class axis; None for PyTorch's convention.", "-1", "-1")
 
     def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
                  reduction: Reduction = "mean", label_smoothing: float = 0.0,
@@ -140,9 +156,13 @@ class NLLLoss(_Loss):
     _axis: Optional[int]
     _options = ("weight", "ignore_index", "reduction", "axis", "n_threads")
 
-    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.class_weight_option)
-    ignore_index: _Option[int, int] = _Option(_args.check_int64)
-    axis: _Option[Optional[int], Optional[int]] = _Option(_args.axis_option)
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.class_weight_option, "A weight per class, shape ``(C,)``, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+    ignore_index: _Option[int, int] = _Option(
+        _args.check_int64, "Class-index targets equal to it add nothing.", "-1", "-1")
+    axis: _Option[Optional[int], Optional[int]] = _Option(
+        _args.axis_option, "The class axis; None for PyTorch's convention.", "-1", "-1")
 
     def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
                  reduction: Reduction = "mean", axis: int | None = None,
@@ -174,7 +194,9 @@ class BCELoss(_Loss):
     _weight: Optional[NDArray[Any]]
     _options = ("weight", "reduction", "n_threads")
 
-    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.real_array_option)
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.real_array_option, "Weights that broadcast to the input, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
 
     def __init__(self, weight: ArrayInput | None = None, *, reduction: Reduction = "mean",
                  n_threads: int | None = None) -> None:
@@ -203,8 +225,12 @@ class BCEWithLogitsLoss(_Loss):
     _pos_weight: Optional[NDArray[Any]]
     _options = ("weight", "pos_weight", "reduction", "n_threads")
 
-    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.real_array_option)
-    pos_weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(_args.real_array_option)
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.real_array_option, "Weights that broadcast to the input, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+    pos_weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.real_array_option, "Weights of the positive term that broadcast to the input, or None.",
+        "[1.0, 2.0]", "array([1., 2.])")
 
     def __init__(self, weight: ArrayInput | None = None, *, pos_weight: ArrayInput | None = None,
                  reduction: Reduction = "mean", n_threads: int | None = None) -> None:
