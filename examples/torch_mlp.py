@@ -1,4 +1,8 @@
-"""A small PyTorch MLP trained twice in lockstep: once with fastxent.torch's
+"""
+Training a PyTorch MLP with fastxent.torch
+==========================================
+
+A small PyTorch MLP trained twice in lockstep: once with fastxent.torch's
 cross-entropy, once with torch.nn.functional.cross_entropy.
 
 The model, data and SGD of seed_002 (784-256-10, ReLU; the seven-segment digit
@@ -9,7 +13,12 @@ backward, update; wall and process CPU time) is added to its model's total,
 so that both see the same load on a busy machine.  Prints, per loss, the training time, the loss and the
 test accuracy, and how far the two models' weights drifted apart.
 
-Run: python examples/torch_mlp.py [--epochs N] [--batch B] [--threads T]
+At a batch of 64 and 10 classes the loss is a small part of a step, and
+fastxent.torch's Python autograd node costs more than the kernel saves; the
+adapter pays off where the logits are large (see the README's table).  Without
+PyTorch the script says so and stops.
+
+Run: ``python examples/torch_mlp.py [--epochs N] [--batch B] [--threads T]``
 """
 import argparse
 import copy
@@ -18,16 +27,21 @@ import sys
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-import fastxent.torch as fxt
+try:
+    import torch
+except ImportError:
+    torch = None
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from seed_002_mnist_mlp import make_digits  # noqa: E402  (the same data)
 
 
 def main():
+    import torch.nn.functional as F
+
+    import fastxent.torch as fxt
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--n-train", type=int, default=8000)
@@ -84,4 +98,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if torch is None:
+        print("PyTorch is not installed: nothing to compare")
+    else:
+        main()

@@ -57,7 +57,7 @@ except ImportError:                                      # older JAX
     _buffer_callback = None
 
 __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "CALLBACKS"]
+           "binary_cross_entropy_with_logits"]
 
 CALLBACKS = ("auto", "buffer", "pure")
 
@@ -267,10 +267,36 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
     respect to ``input`` (``jax.grad``, ``jax.value_and_grad``, ``jax.vjp``)
     and usable under ``jax.jit`` and ``jax.vmap``.
 
-    ``target`` holds class indices (integers) or class probabilities (floating,
-    shaped like ``input``).  The options are those of
-    :func:`fastxent.cross_entropy` and must be static.  ``callback``: how the
-    host is called (see the module's notes): "auto", "buffer" or "pure".
+    Parameters
+    ----------
+    input : jax.Array or array_like
+        Logits (float32 or float64; float16 and bfloat16 computed in float32),
+        shaped ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+    target : jax.Array or array_like
+        Class indices (integers, ``input``'s shape without the class axis) or
+        class probabilities (floating, ``input``'s shape); not differentiated.
+    weight : jax.Array or array_like, optional
+        A weight per class, shape ``(C,)``; not differentiated.
+    ignore_index : int, default -100
+        Class-index targets equal to it add nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the per-sample losses are combined.
+    label_smoothing : float, default 0.0
+        In ``[0, 1]``: the share of the target spread evenly over the classes.
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+    callback : {"auto", "buffer", "pure"}, default "auto"
+        How the host is called: ``jax.experimental.buffer_callback`` (no
+        copies), ``jax.pure_callback`` (a copy of each argument and result), or
+        the first where JAX has it.
+
+    Returns
+    -------
+    jax.Array
+        The loss in ``input``'s dtype: a scalar, or per sample for
+        ``reduction="none"``.  The options are static: a new value traces again.
 
     Examples
     --------
@@ -289,8 +315,39 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
 def nll_loss(input: Any, target: Any, weight: Any = None, *, ignore_index: int = -100,
              reduction: str = "mean", axis: int | None = None, n_threads: int | None = None,
              callback: str = "auto") -> Any:
-    """:func:`fastxent.nll_loss` (``input`` holds log-probabilities) for JAX
-    arrays; see :func:`cross_entropy`."""
+    """:func:`fastxent.nll_loss` for JAX arrays; see :func:`cross_entropy`.
+
+    Parameters
+    ----------
+    input : jax.Array or array_like
+        Log-probabilities, shaped ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+    target : jax.Array or array_like
+        Class indices (integers, ``input``'s shape without the class axis).
+    weight : jax.Array or array_like, optional
+        A weight per class, shape ``(C,)``; not differentiated.
+    ignore_index : int, default -100
+        Targets equal to it add nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the per-sample losses are combined.
+    axis : int, optional
+        The class axis; None is PyTorch's convention.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+    callback : {"auto", "buffer", "pure"}, default "auto"
+        How the host is called; see :func:`cross_entropy`.
+
+    Returns
+    -------
+    jax.Array
+        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, fastxent.jax as fxj
+    >>> logp = jax.nn.log_softmax(jnp.array([[0., 1., 2., 3.]]))
+    >>> round(float(fxj.nll_loss(logp, jnp.array([3]))), 4)
+    0.4402
+    """
     return _apply("nll_loss", True, input, {"target": target, "weight": weight},
                   dict(ignore_index=ignore_index, reduction=reduction, axis=axis,
                        n_threads=n_threads), callback)
@@ -299,8 +356,35 @@ def nll_loss(input: Any, target: Any, weight: Any = None, *, ignore_index: int =
 def binary_cross_entropy(input: Any, target: Any, weight: Any = None, *,
                          reduction: str = "mean", n_threads: int | None = None,
                          callback: str = "auto") -> Any:
-    """:func:`fastxent.binary_cross_entropy` (``input`` holds probabilities)
-    for JAX arrays; see :func:`cross_entropy`."""
+    """:func:`fastxent.binary_cross_entropy` for JAX arrays; see :func:`cross_entropy`.
+
+    Parameters
+    ----------
+    input : jax.Array or array_like
+        Probabilities in ``[0, 1]``.
+    target : jax.Array or array_like
+        Targets in ``[0, 1]``, ``input``'s shape; not differentiated.
+    weight : jax.Array or array_like, optional
+        Weights broadcast to ``input``'s shape; not differentiated.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the elementwise losses are combined.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+    callback : {"auto", "buffer", "pure"}, default "auto"
+        How the host is called; see :func:`cross_entropy`.
+
+    Returns
+    -------
+    jax.Array
+        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, fastxent.jax as fxj
+    >>> round(float(fxj.binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1., 0.]),
+    ...                                      reduction="sum")), 4)
+    0.3285
+    """
     return _apply("binary_cross_entropy", False, input, {"target": target, "weight": weight},
                   dict(reduction=reduction, n_threads=n_threads), callback)
 
@@ -310,7 +394,39 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
                                      n_threads: int | None = None,
                                      callback: str = "auto") -> Any:
     """:func:`fastxent.binary_cross_entropy_with_logits` for JAX arrays; see
-    :func:`cross_entropy`."""
+    :func:`cross_entropy`.
+
+    Parameters
+    ----------
+    input : jax.Array or array_like
+        Logits.
+    target : jax.Array or array_like
+        Targets in ``[0, 1]``, ``input``'s shape; not differentiated.
+    weight : jax.Array or array_like, optional
+        Weights broadcast to ``input``'s shape; not differentiated.
+    pos_weight : jax.Array or array_like, optional
+        Weights of the positive term, broadcast to ``input``'s shape (a ``(C,)``
+        one along the last axis); not differentiated.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the elementwise losses are combined.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+    callback : {"auto", "buffer", "pure"}, default "auto"
+        How the host is called; see :func:`cross_entropy`.
+
+    Returns
+    -------
+    jax.Array
+        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, fastxent.jax as fxj
+    >>> f = lambda x: fxj.binary_cross_entropy_with_logits(x, jnp.ones((2, 3)))
+    >>> loss, g = jax.value_and_grad(f)(jnp.full((2, 3), 1.0))
+    >>> round(float(loss), 4), round(float(g[0, 0]), 4)
+    (0.3133, -0.0448)
+    """
     return _apply("binary_cross_entropy_with_logits", False, input,
                   {"target": target, "weight": weight, "pos_weight": pos_weight},
                   dict(reduction=reduction, n_threads=n_threads), callback)

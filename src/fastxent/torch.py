@@ -169,10 +169,36 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None, *,
                   n_threads: int | None = None) -> torch.Tensor:
     """``torch.nn.functional.cross_entropy`` on CPU tensors, computed by fastxent.
 
-    ``target`` holds class indices (an integer tensor) or class probabilities
-    (floating, shaped like ``input``).  ``axis`` (fastxent's extra) names the
-    class axis, e.g. ``axis=-1`` for ``(batch, seq, vocab)`` logits; None is
-    PyTorch's convention.  ``n_threads``: see :func:`fastxent.cross_entropy`.
+    With autograd, the forward pass computes the loss and its gradient in one
+    kernel call, and the backward pass scales that gradient.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Logits on the CPU, float32 or float64 (float16 and bfloat16 are
+        computed in float32), shaped ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+    target : torch.Tensor or array_like
+        Class indices (integers, ``input``'s shape without the class axis) or
+        class probabilities (floating, ``input``'s shape).  It gets no gradient.
+    weight : torch.Tensor or array_like, optional
+        A weight per class, shape ``(C,)``.  It gets no gradient.
+    ignore_index : int, default -100
+        Class-index targets equal to it add nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the per-sample losses are combined.
+    label_smoothing : float, default 0.0
+        In ``[0, 1]``: the share of the target spread evenly over the classes.
+    axis : int, optional
+        The class axis (fastxent's extra), e.g. ``-1`` for ``(batch, seq,
+        vocab)`` logits; None is PyTorch's convention (0 for 1-D input, else 1).
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    torch.Tensor
+        The loss in ``input``'s dtype: a 0-d tensor, or per sample for
+        ``reduction="none"``; differentiable with respect to ``input``.
 
     Examples
     --------
@@ -192,8 +218,38 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None, *,
 def nll_loss(input: torch.Tensor, target: Any, weight: Any = None, *,
              ignore_index: int = -100, reduction: str = "mean", axis: int | None = None,
              n_threads: int | None = None) -> torch.Tensor:
-    """``torch.nn.functional.nll_loss`` on CPU tensors (``input`` holds
-    log-probabilities), computed by fastxent; options as :func:`cross_entropy`."""
+    """``torch.nn.functional.nll_loss`` on CPU tensors, computed by fastxent.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Log-probabilities on the CPU (float32 or float64; float16 and bfloat16
+        computed in float32), shaped ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+    target : torch.Tensor or array_like
+        Class indices (integers, ``input``'s shape without the class axis).
+    weight : torch.Tensor or array_like, optional
+        A weight per class, shape ``(C,)``.  It gets no gradient.
+    ignore_index : int, default -100
+        Targets equal to it add nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the per-sample losses are combined.
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    torch.Tensor
+        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Examples
+    --------
+    >>> import torch, fastxent.torch as fxt
+    >>> logp = torch.log_softmax(torch.tensor([[0., 1., 2., 3.]]), dim=1)
+    >>> round(fxt.nll_loss(logp, torch.tensor([3])).item(), 4)
+    0.4402
+    """
     return _loss(_fx.nll_loss, True, input,
                  {"target": target, "weight": weight},
                  dict(ignore_index=ignore_index, reduction=reduction, axis=axis,
@@ -202,8 +258,34 @@ def nll_loss(input: torch.Tensor, target: Any, weight: Any = None, *,
 
 def binary_cross_entropy(input: torch.Tensor, target: Any, weight: Any = None, *,
                          reduction: str = "mean", n_threads: int | None = None) -> torch.Tensor:
-    """``torch.nn.functional.binary_cross_entropy`` on CPU tensors (``input``
-    holds probabilities in [0, 1]), computed by fastxent."""
+    """``torch.nn.functional.binary_cross_entropy`` on CPU tensors, computed by fastxent.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Probabilities in ``[0, 1]`` on the CPU (float32 or float64; float16 and
+        bfloat16 computed in float32).
+    target : torch.Tensor or array_like
+        Targets in ``[0, 1]``, ``input``'s shape.  It gets no gradient.
+    weight : torch.Tensor or array_like, optional
+        Weights broadcast to ``input``'s shape.  They get no gradient.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the elementwise losses are combined.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    torch.Tensor
+        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Examples
+    --------
+    >>> import torch, fastxent.torch as fxt
+    >>> round(fxt.binary_cross_entropy(torch.tensor([0.9, 0.2]), torch.tensor([1., 0.]),
+    ...                                reduction="sum").item(), 4)
+    0.3285
+    """
     return _loss(_fx.binary_cross_entropy, False, input, {"target": target, "weight": weight},
                  dict(reduction=reduction, n_threads=n_threads))
 
@@ -212,7 +294,39 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
                                      pos_weight: Any = None, reduction: str = "mean",
                                      n_threads: int | None = None) -> torch.Tensor:
     """``torch.nn.functional.binary_cross_entropy_with_logits`` on CPU tensors,
-    computed by fastxent."""
+    computed by fastxent.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Logits on the CPU (float32 or float64; float16 and bfloat16 computed in
+        float32).
+    target : torch.Tensor or array_like
+        Targets in ``[0, 1]``, ``input``'s shape.  It gets no gradient.
+    weight : torch.Tensor or array_like, optional
+        Weights broadcast to ``input``'s shape.  They get no gradient.
+    pos_weight : torch.Tensor or array_like, optional
+        Weights of the positive term, broadcast to ``input``'s shape (a ``(C,)``
+        one along the last axis).  They get no gradient.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the elementwise losses are combined.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    torch.Tensor
+        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Examples
+    --------
+    >>> import torch, fastxent.torch as fxt
+    >>> x = torch.full((2, 3), 1.0, requires_grad=True)
+    >>> loss = fxt.binary_cross_entropy_with_logits(x, torch.ones(2, 3))
+    >>> loss.backward()
+    >>> round(loss.item(), 4), round(x.grad[0, 0].item(), 4)
+    (0.3133, -0.0448)
+    """
     return _loss(_fx.binary_cross_entropy_with_logits, False, input,
                  {"target": target, "weight": weight, "pos_weight": pos_weight},
                  dict(reduction=reduction, n_threads=n_threads))
@@ -238,6 +352,21 @@ def _buffer(value: Any) -> torch.Tensor | None:
 
 class CrossEntropyLoss(torch.nn.Module):
     """``torch.nn.CrossEntropyLoss`` computed by :func:`fastxent.torch.cross_entropy`.
+
+    Parameters
+    ----------
+    weight : torch.Tensor or array_like, optional
+        A weight per class, kept as the buffer ``weight``.
+    ignore_index : int, default -100
+        Class-index targets equal to it add nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the per-sample losses are combined.
+    label_smoothing : float, default 0.0
+        In ``[0, 1]``: the share of the target spread evenly over the classes.
+    axis : int, optional
+        The class axis; None is PyTorch's convention.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
 
     Examples
     --------
@@ -270,7 +399,28 @@ class CrossEntropyLoss(torch.nn.Module):
 
 
 class NLLLoss(torch.nn.Module):
-    """``torch.nn.NLLLoss`` computed by :func:`fastxent.torch.nll_loss`."""
+    """``torch.nn.NLLLoss`` computed by :func:`fastxent.torch.nll_loss`.
+
+    Parameters
+    ----------
+    weight : torch.Tensor or array_like, optional
+        A weight per class, kept as the buffer ``weight``.
+    ignore_index : int, default -100
+        Targets equal to it add nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the per-sample losses are combined.
+    axis : int, optional
+        The class axis; None is PyTorch's convention.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Examples
+    --------
+    >>> import torch, fastxent.torch as fxt
+    >>> loss_fn = fxt.NLLLoss(reduction="sum")
+    >>> round(loss_fn(torch.log(torch.tensor([[0.25, 0.75]])), torch.tensor([1])).item(), 4)
+    0.2877
+    """
     weight: torch.Tensor | None
 
     def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean",
@@ -291,7 +441,24 @@ class NLLLoss(torch.nn.Module):
 
 
 class BCELoss(torch.nn.Module):
-    """``torch.nn.BCELoss`` computed by :func:`fastxent.torch.binary_cross_entropy`."""
+    """``torch.nn.BCELoss`` computed by :func:`fastxent.torch.binary_cross_entropy`.
+
+    Parameters
+    ----------
+    weight : torch.Tensor or array_like, optional
+        Weights broadcast to the input's shape, kept as the buffer ``weight``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the elementwise losses are combined.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Examples
+    --------
+    >>> import torch, fastxent.torch as fxt
+    >>> loss_fn = fxt.BCELoss(reduction="sum")
+    >>> round(loss_fn(torch.tensor([0.9, 0.2]), torch.tensor([1., 0.])).item(), 4)
+    0.3285
+    """
     weight: torch.Tensor | None
 
     def __init__(self, weight: Any = None, *, reduction: str = "mean",
@@ -311,7 +478,26 @@ class BCELoss(torch.nn.Module):
 
 class BCEWithLogitsLoss(torch.nn.Module):
     """``torch.nn.BCEWithLogitsLoss`` computed by
-    :func:`fastxent.torch.binary_cross_entropy_with_logits`."""
+    :func:`fastxent.torch.binary_cross_entropy_with_logits`.
+
+    Parameters
+    ----------
+    weight : torch.Tensor or array_like, optional
+        Weights broadcast to the input's shape, kept as the buffer ``weight``.
+    pos_weight : torch.Tensor or array_like, optional
+        Weights of the positive term, kept as the buffer ``pos_weight``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        How the elementwise losses are combined.
+    n_threads : int, optional
+        Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Examples
+    --------
+    >>> import torch, fastxent.torch as fxt
+    >>> loss_fn = fxt.BCEWithLogitsLoss(pos_weight=torch.ones(3))
+    >>> round(loss_fn(torch.full((2, 3), 1.0), torch.ones(2, 3)).item(), 4)
+    0.3133
+    """
     weight: torch.Tensor | None
     pos_weight: torch.Tensor | None
 
