@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -201,10 +202,23 @@ def _timed_calls(downstream, n=2048, C=1000):
     ]
 
 
+def _best_cpu_ratio(fn, reference, rounds=15):
+    """min CPU time of fn() over min CPU time of reference(), the two called in
+    turn: both run on one thread, so process CPU time is unmoved by waiting for
+    a core, and the minimum by the other noise (which only adds time)."""
+    best = [float("inf"), float("inf")]
+    fn(), reference()
+    for _ in range(rounds):
+        for i, f in enumerate((fn, reference)):
+            start = time.process_time()
+            f()
+            best[i] = min(best[i], time.process_time() - start)
+    return best[0] / best[1]
+
+
 def test_downstream_is_as_fast_as_the_python_api(downstream):
-    from fastxent._workloads import time_ratio
     for name, ours, api in _timed_calls(downstream):
-        ratio = time_ratio(ours, api, repeat=9)
+        ratio = _best_cpu_ratio(ours, api)
         assert ratio <= 1.2, f"{name}: the downstream build takes {ratio:.2f}x the Python API's time"
 
 

@@ -357,7 +357,7 @@ def test_mlp_example_trains_the_same_model():
                           "examples", "torch_mlp.py")
     if not os.path.isfile(script):
         pytest.skip("examples/ not present")
-    res = subprocess.run([sys.executable, script, "--epochs", "1", "--n-train", "1000",
+    res = subprocess.run([sys.executable, script, "--epochs", "1", "--n-train", "640",
                           "--threads", "1"], capture_output=True, text=True, timeout=600,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert res.returncode == 0, res.stderr
