@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
-from . import _args
+from . import _args, _lse
 from ._kernels import kernels, resolve_threads
 
 if TYPE_CHECKING:
@@ -213,50 +213,101 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
                        axis, return_grad, grad_output, out, n_threads)
 
 
-def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
-    a, result_dtype = _args.as_input(x, "x")
+def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
+    """The log-sum-exp kernel over a prepared layout: ``lse_out`` per sample and,
+    with ``sign_out``, the sign of the (weighted) sum of exponentials."""
+    if w is not None or sign_out is not None:
+        raise NotImplementedError(
+            "logsumexp's b= and return_sign= are not in this build yet: they wait for the "
+            "weighted log-sum-exp kernel")
+    kernels.lse_family(a, lay.n_outer, lay.C, lay.inner, kernels.LSE, lse_out, None, nt)
+
+
+def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,
+                n_threads=None):
+    """logsumexp, softmax and log_softmax with scipy.special's conventions (see _lse)."""
+    a, w, result_dtype = _lse.operands(x, b)
     nt = resolve_threads(n_threads)
-    if axis is None:                       # every element, as one row
-        flat_shape, ax = (a.size,), 0
-    else:
-        ax = _args.check_axis(axis, max(a.ndim, 1))
-        flat_shape = a.shape or (1,)
-    n_outer, C, inner = _args.split_shape(flat_shape, ax)
+    axes = _lse.reduced_axes(axis, a.ndim)
+    lay = _lse.layout(a.shape, axes)
+    flat = _lse.for_kernels(a, lay)
     if mode == kernels.LSE:
-        res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
-        kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, res.reshape(-1), None, nt)
-        if keepdims:
-            # a 0-d x keeps one dimension, as in scipy.special.logsumexp
-            res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
-        res = _args.as_result(res, result_dtype)
-        return res[()] if res.ndim == 0 else res
-    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
-    kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
-    return _args.finish_grad(res, out_to, result_dtype)
+        keepdims = _lse.check_flag(keepdims, "keepdims")
+        return_sign = _lse.check_flag(return_sign, "return_sign")
+        res = np.empty(lay.n_outer * lay.inner, dtype=a.dtype)
+        sign = np.empty_like(res) if return_sign else None
+        _lse_reduce(flat, None if w is None else _lse.for_kernels(w, lay), lay, res, sign, nt)
+        shape = _lse.reduced_shape(a.shape, axes, keepdims)
+        results = [_args.as_result(r.reshape(shape), result_dtype)[()] for r in (res, sign)
+                   if r is not None]     # [()]: a 0-d result as a NumPy scalar, as SciPy
+        return tuple(results) if return_sign else results[0]
+    buf, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
+    if lay.perm is None:
+        kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, buf.reshape(-1), nt)
+    else:                                # the reduced axes were moved last: move them back
+        moved = np.empty(a.size, dtype=a.dtype)
+        kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, moved, nt)
+        np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
+    res = _args.finish_grad(buf, out_to, result_dtype)
+    return res if out is not None or res.ndim else res[()]
 
 
-def logsumexp(x: ArrayInput, axis: int | None = -1, keepdims: bool = False,
-              n_threads: int | None = None) -> Scalar | Array:
-    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
-    ``scipy.special.logsumexp`` (``-inf`` entries allowed; ``axis=None``: all).
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: Literal[False] = ...) -> Scalar | Array: ...
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: Literal[True]) -> tuple[Scalar | Array, Scalar | Array]: ...
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
+              n_threads: int | None = None, *, b: ArrayInput | None = None,
+              return_sign: bool = False):
+    """``log(sum(b * exp(x)))`` along ``axis``, stable for any finite input, as
+    ``scipy.special.logsumexp``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input; integer and bool input is computed as float64.  ``-inf``
+        entries (masked classes) are allowed.
+    axis : int, tuple of ints or None
+        The axis or axes summed over (default the last); None: all of them.
+    keepdims : bool
+        Keep the reduced axes as axes of length 1.
+    b : array_like, optional
+        Weights of the exponentials, broadcast against ``x``; they may be zero
+        (the entry is left out, whatever its value) or negative.
+    return_sign : bool
+        Also return the sign of the sum (+1, 0, -1); the first result is then
+        the log of its absolute value.  Without it, a negative sum gives NaN.
+
+    Returns
+    -------
+    NumPy scalar or array of ``x``'s floating dtype (float64 for integer input),
+    and the sign with ``return_sign=True``.
 
     Examples
     --------
     >>> import numpy as np, fastxent
     >>> float(fastxent.logsumexp(np.array([1000., 1000.])))  # no overflow
     1000.6931471805599
-    >>> fastxent.logsumexp(np.zeros((2, 3)), axis=0).shape
+    >>> fastxent.logsumexp(np.zeros((2, 3, 4)), axis=(0, 2)).shape
     (3,)
+    >>> float(fastxent.logsumexp([1, 2, 3], axis=None))      # integers: float64
+    3.4076059644443806
     """
-    return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
+    return _lse_family(kernels.LSE, x, axis, keepdims, b, return_sign, n_threads=n_threads)
 
 
-def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
-            n_threads: int | None = None) -> Array:
+def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
+            n_threads: int | None = None) -> Scalar | Array:
     """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
 
-    ``out`` may receive the result (same shape and dtype as ``x``, C-contiguous,
-    not overlapping ``x``).
+    ``axis`` may be a tuple of axes or None (all); integer and bool input is
+    computed as float64; a 0-d input gives a NumPy scalar.  ``out`` may receive
+    the result (same shape as ``x``, its floating dtype, C-contiguous, not
+    overlapping ``x``).
 
     Examples
     --------
@@ -267,9 +318,10 @@ def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
     return _lse_family(kernels.SOFTMAX, x, axis, out=out, n_threads=n_threads)
 
 
-def log_softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
-                n_threads: int | None = None) -> Array:
-    """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax``.
+def log_softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
+                n_threads: int | None = None) -> Scalar | Array:
+    """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax`` (the
+    conventions of :func:`softmax`).
 
     Examples
     --------
