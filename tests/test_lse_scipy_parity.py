@@ -275,3 +275,16 @@ def test_b_leaves_its_arguments_unmodified():
     x, b = np.array([5.0, 4.0]), np.array([3.0, -2.0])
     fx.logsumexp(x, b=b, return_sign=True)
     assert x.tolist() == [5.0, 4.0] and b.tolist() == [3.0, -2.0]
+
+
+@pytest.mark.xfail(raises=NotImplementedError, strict=True,
+                   reason="return_sign= waits for the weighted log-sum-exp kernel")
+@pytest.mark.parametrize("shape, axis", [((0,), None), ((2, 0), 1), ((3, 0, 2), (1,))], ids=str)
+def test_return_sign_of_an_empty_sum_is_zero(shape, axis):
+    # tests/external/DIFFERENCES.md, lse-empty-sign-zero: SciPy gives -1 here (the
+    # sign of its -inf placeholder) but 0 for weights that are all zero
+    lse, sign = fx.logsumexp(np.zeros(shape), axis=axis, return_sign=True)
+    assert np.all(np.asarray(lse) == -np.inf)
+    assert np.all(np.asarray(sign) == 0.0)
+    zero_weights = scipy_call("logsumexp", np.ones(3), b=np.zeros(3), return_sign=True)
+    assert zero_weights[1] == 0.0
