@@ -215,11 +215,11 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
 
 def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
     """The log-sum-exp kernel over a prepared layout: ``lse_out`` per sample and,
-    with ``sign_out``, the sign of the (weighted) sum of exponentials."""
+    with ``sign_out``, the sign of the (weighted) sum of exponentials.
+    (``b=`` and ``return_sign=`` join logsumexp's signature with the weighted
+    kernel; until then ``w`` and ``sign_out`` are None.)"""
     if w is not None or sign_out is not None:
-        raise NotImplementedError(
-            "logsumexp's b= and return_sign= are not in this build yet: they wait for the "
-            "weighted log-sum-exp kernel")
+        raise NotImplementedError("the weighted log-sum-exp kernel is not in this build")
     kernels.lse_family(a, lay.n_outer, lay.C, lay.inner, kernels.LSE, lse_out, None, nt)
 
 
@@ -252,18 +252,9 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
     return res if out is not None or res.ndim else res[()]
 
 
-@overload
-def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
-              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
-              return_sign: Literal[False] = ...) -> Scalar | Array: ...
-@overload
-def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
-              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
-              return_sign: Literal[True]) -> tuple[Scalar | Array, Scalar | Array]: ...
 def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
-              n_threads: int | None = None, *, b: ArrayInput | None = None,
-              return_sign: bool = False):
-    """``log(sum(b * exp(x)))`` along ``axis``, stable for any finite input, as
+              n_threads: int | None = None) -> Scalar | Array:
+    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
     ``scipy.special.logsumexp``.
 
     Parameters
@@ -275,17 +266,10 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
         The axis or axes summed over (default the last); None: all of them.
     keepdims : bool
         Keep the reduced axes as axes of length 1.
-    b : array_like, optional
-        Weights of the exponentials, broadcast against ``x``; they may be zero
-        (the entry is left out, whatever its value) or negative.
-    return_sign : bool
-        Also return the sign of the sum (+1, 0, -1); the first result is then
-        the log of its absolute value.  Without it, a negative sum gives NaN.
 
     Returns
     -------
-    NumPy scalar or array of ``x``'s floating dtype (float64 for integer input),
-    and the sign with ``return_sign=True``.
+    NumPy scalar or array of ``x``'s floating dtype (float64 for integer input).
 
     Examples
     --------
@@ -297,15 +281,16 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
     >>> float(fastxent.logsumexp([1, 2, 3], axis=None))      # integers: float64
     3.4076059644443806
     """
-    return _lse_family(kernels.LSE, x, axis, keepdims, b, return_sign, n_threads=n_threads)
+    return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
 
 
 def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
-            n_threads: int | None = None) -> Scalar | Array:
+            n_threads: int | None = None) -> Array:
     """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
 
     ``axis`` may be a tuple of axes or None (all); integer and bool input is
-    computed as float64; a 0-d input gives a NumPy scalar.  ``out`` may receive
+    computed as float64; a 0-d input gives a NumPy scalar (as SciPy), which
+    the annotation leaves out.  ``out`` may receive
     the result (same shape as ``x``, its floating dtype, C-contiguous, not
     overlapping ``x``).
 
@@ -319,7 +304,7 @@ def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array |
 
 
 def log_softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
-                n_threads: int | None = None) -> Scalar | Array:
+                n_threads: int | None = None) -> Array:
     """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax`` (the
     conventions of :func:`softmax`).
 

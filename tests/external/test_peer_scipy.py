@@ -28,6 +28,7 @@ import fastxent as fx  # noqa: E402
 SOURCE = "scipy"
 TALLY.versions[SOURCE] = scipy.__version__
 REPLACED = ("logsumexp", "softmax", "log_softmax")
+LOGSUMEXP_OPTIONS = inspect.signature(fx.logsumexp).parameters
 
 
 # ---- the twins ------------------------------------------------------------------
@@ -48,13 +49,14 @@ class Twins:
 
     def logsumexp(self, a, axis=None, b=None, keepdims=False, return_sign=False):
         self.calls += 1
-        self._refuse_complex("logsumexp", a, axis=axis, b=b)
-        try:
-            return fx.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
-        except NotImplementedError:
-            what = " and ".join(n for n, v in (("b=", b is not None), ("return_sign=", return_sign))
-                                if v)
-            raise Unsupported(f"logsumexp {what} not in this build yet") from None
+        extra = {k: v for k, v in (("b", b), ("return_sign", return_sign))
+                 if v is not None and v is not False}
+        offered = {k: v for k, v in extra.items() if k in LOGSUMEXP_OPTIONS}
+        self._refuse_complex("logsumexp", a, axis=axis, **offered)
+        if len(offered) < len(extra):
+            missing = " and ".join(f"{k}=" for k in extra if k not in offered)
+            raise Unsupported(f"logsumexp {missing} not in this build yet")
+        return fx.logsumexp(a, axis=axis, keepdims=keepdims, **extra)
 
     def softmax(self, x, axis=None):
         self.calls += 1
