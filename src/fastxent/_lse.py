@@ -26,7 +26,9 @@ from . import _args
 def check_flag(value, name: str) -> bool:
     """A bool option (``keepdims``, ``return_sign``): a number or string is a
     TypeError rather than silently truthy."""
-    if not isinstance(value, (bool, np.bool_)):
+    if value is False or value is True:
+        return value
+    if not isinstance(value, np.bool_):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
@@ -57,7 +59,8 @@ def operands(x, b=None):
     result = a.dtype if w is None else np.result_type(a.dtype, w.dtype)
     if result.kind != "f":
         result = np.dtype(np.float64)
-    result = result.newbyteorder("=")
+    elif not result.isnative:
+        result = result.newbyteorder("=")
     compute = np.dtype(np.float32) if result.itemsize == 2 else result
     if w is not None and w.shape != a.shape:
         try:
@@ -76,6 +79,8 @@ def reduced_axes(axis, ndim: int) -> tuple:
     """``axis`` (None, an integer or a tuple of integers) as sorted axes of an
     array of ``ndim`` dimensions (a 0-d array counts as 1-d, as in SciPy)."""
     ndim = max(ndim, 1)
+    if type(axis) is int and -ndim <= axis < ndim:      # the common case, quickly
+        return (axis % ndim,)
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, tuple):
@@ -105,6 +110,10 @@ class Layout(NamedTuple):
 def layout(shape: tuple, axes: tuple) -> Layout:
     """The kernel layout of a C-contiguous array of ``shape`` reduced over ``axes``."""
     shape = shape or (1,)
+    if len(axes) == 1 or len(axes) == len(shape):     # one axis, or all: a reshape
+        first, last = axes[0], axes[-1] + 1
+        return Layout(math.prod(shape[:first]), math.prod(shape[first:last]),
+                      math.prod(shape[last:]), None)
     big = [ax for ax in range(len(shape)) if shape[ax] != 1]
     flags = [ax in axes for ax in big]
     first = flags.index(True) if True in flags else len(flags)

@@ -238,9 +238,9 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
         sign = np.empty_like(res) if return_sign else None
         _lse_reduce(flat, None if w is None else _lse.for_kernels(w, lay), lay, res, sign, nt)
         shape = _lse.reduced_shape(a.shape, axes, keepdims)
-        results = [_args.as_result(r.reshape(shape), result_dtype)[()] for r in (res, sign)
-                   if r is not None]     # [()]: a 0-d result as a NumPy scalar, as SciPy
-        return tuple(results) if return_sign else results[0]
+        results = tuple(_lse_result(r.reshape(shape), result_dtype) for r in (res, sign)
+                        if r is not None)
+        return results if return_sign else results[0]
     buf, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
     if lay.perm is None:
         kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, buf.reshape(-1), nt)
@@ -248,8 +248,16 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
         moved = np.empty(a.size, dtype=a.dtype)
         kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, moved, nt)
         np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
-    res = _args.finish_grad(buf, out_to, result_dtype)
-    return res if out is not None or res.ndim else res[()]
+    if out is not None:
+        return _args.finish_grad(buf, out_to, result_dtype)
+    return _lse_result(buf, result_dtype)
+
+
+def _lse_result(res, result_dtype):
+    """A result in the caller's dtype; a 0-d result as a NumPy scalar, as SciPy."""
+    if res.dtype != result_dtype:
+        res = _args.as_result(res, result_dtype)
+    return res if res.ndim else res[()]
 
 
 def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
