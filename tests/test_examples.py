@@ -69,3 +69,13 @@ def test_seed_002_mnist_mlp_learns_quickly():
     first = out.splitlines()[0]
     train_loss, test_loss, accuracy = numbers(first)[:3]
     assert test_loss < 2.0 and accuracy > 0.3, out
+
+
+def test_bench_bars_runs():
+    """The gallery's benchmark chart, on tiny arrays: one row per quick workload."""
+    out = run_example("bench_bars.py", "--tiny")
+    rows = [line for line in out.splitlines() if line.startswith("W")]
+    assert [r.split()[0] for r in rows] == ["W1", "W2", "W4", "W5"], out
+    for row in rows:
+        times = numbers(row.split(None, 2)[2])
+        assert len(times) >= 3 and all(t >= 0 for t in times), row
