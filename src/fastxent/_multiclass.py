@@ -268,16 +268,20 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
     Parameters
     ----------
     x : array_like
-        Real input; integer and bool input is computed as float64.  ``-inf``
-        entries (masked classes) are allowed.
-    axis : int, tuple of ints or None
-        The axis or axes summed over (default the last); None: all of them.
-    keepdims : bool
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries (masked classes) are allowed.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes summed over; None: all of them.
+    keepdims : bool, default False
         Keep the reduced axes as axes of length 1.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
 
     Returns
     -------
-    NumPy scalar or array of ``x``'s floating dtype (float64 for integer input).
+    lse : NumPy scalar or ndarray
+        Of ``x``'s floating dtype (float64 for integer input), shaped like ``x``
+        without the reduced axes; a NumPy scalar where that shape is ``()``.
 
     Examples
     --------
@@ -296,11 +300,25 @@ def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array |
             n_threads: int | None = None) -> Array:
     """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
 
-    ``axis`` may be a tuple of axes or None (all); integer and bool input is
-    computed as float64; a 0-d input gives a NumPy scalar (as SciPy), which
-    the annotation leaves out.  ``out`` may receive
-    the result (same shape as ``x``, its floating dtype, C-contiguous, not
-    overlapping ``x``).
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries get probability 0.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes normalized over; None: all of them.
+    out : ndarray, optional
+        Receives the result: ``x``'s shape and floating dtype, C-contiguous,
+        writeable, not overlapping ``x``.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    p : ndarray
+        Of ``x``'s shape and floating dtype (float64 for integer input), summing
+        to 1 along ``axis``; ``out`` where given.  A 0-d input gives a NumPy
+        scalar, as SciPy.
 
     Examples
     --------
@@ -313,8 +331,26 @@ def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array |
 
 def log_softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
                 n_threads: int | None = None) -> Array:
-    """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax`` (the
-    conventions of :func:`softmax`).
+    """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries stay ``-inf``.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes normalized over; None: all of them.
+    out : ndarray, optional
+        Receives the result: ``x``'s shape and floating dtype, C-contiguous,
+        writeable, not overlapping ``x``.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    logp : ndarray
+        Of ``x``'s shape and floating dtype (float64 for integer input); ``out``
+        where given.  A 0-d input gives a NumPy scalar, as SciPy.
 
     Examples
     --------
