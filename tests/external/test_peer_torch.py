@@ -3,7 +3,8 @@
 Collected from the installed torch at test time (nothing copied here):
 
 - OpInfo (``common_methods_invocations.op_db``): every sample of
-  ``op.sample_inputs`` for cross_entropy, nll_loss, binary_cross_entropy(_with_logits),
+  ``op.sample_inputs`` (``op.reference_inputs`` where the op has them: its
+  samples plus regression cases) for cross_entropy, nll_loss, binary_cross_entropy(_with_logits),
   softmax, log_softmax (with their ``with_dtype`` variants) and logsumexp, in each
   dtype the OpInfo declares for the CPU;
 - ModuleInfo (``common_modules.module_db``): every module input of CrossEntropyLoss,
@@ -251,7 +252,9 @@ def opinfo_cases():
             with warnings.catch_warnings(), torch.random.fork_rng():
                 warnings.simplefilter("ignore", UserWarning)    # "ComplexHalf ... experimental"
                 torch.manual_seed(zlib.crc32(f"{name}/{dtype}".encode()))
-                samples = list(op.sample_inputs("cpu", dtype, requires_grad=grad))
+                # reference_inputs: sample_inputs and the op's regression cases
+                inputs = op.reference_inputs if op.reference_inputs_func else op.sample_inputs
+                samples = list(inputs("cpu", dtype, requires_grad=grad))
             for i, s in enumerate(samples):
                 call = Call(fn, bind(fn, (s.input, *s.args), s.kwargs))
                 cases.append((f"OpInfo/{name}/{_dtype_name(dtype)}/{i}", call))
