@@ -23,16 +23,6 @@ import numpy as np
 from . import _args
 
 
-def check_flag(value, name: str) -> bool:
-    """A bool option (``keepdims``, ``return_sign``): a number or string is a
-    TypeError rather than silently truthy."""
-    if value is False or value is True:
-        return value
-    if not isinstance(value, np.bool_):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _real_operand(value, name: str) -> np.ndarray:
     """An operand of the family as a NumPy array of a real numeric dtype."""
     a = _args.asarray(value, name)
@@ -48,13 +38,14 @@ def _real_operand(value, name: str) -> np.ndarray:
 
 
 def operands(x, b=None):
-    """``(x, b, result_dtype)``: ``x`` (and ``b``, None allowed) as native
-    C-contiguous arrays of the computing dtype, broadcast against each other.
+    """``(view, x, b, result_dtype)``: ``x`` (and ``b``, None allowed) as native
+    C-contiguous arrays of the computing dtype, broadcast against each other;
+    ``view`` is ``x`` as the caller passed it (what ``out`` must not overlap).
 
     The result dtype is SciPy's: that of ``x`` (and ``b``) promoted, float64
     where that is an integer or bool dtype.  float16 is computed in float32.
     """
-    a = _real_operand(x, "x")
+    a = view = _real_operand(x, "x")
     w = None if b is None else _real_operand(b, "b")
     result = a.dtype if w is None else np.result_type(a.dtype, w.dtype)
     if result.kind != "f":
@@ -72,7 +63,7 @@ def operands(x, b=None):
     # order="C" rather than np.ascontiguousarray, which turns a 0-d array into 1-d
     a = np.asarray(a, dtype=compute, order="C")
     w = None if w is None else np.asarray(w, dtype=compute, order="C")
-    return a, w, result
+    return view, a, w, result
 
 
 def reduced_axes(axis, ndim: int) -> tuple:
