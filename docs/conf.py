@@ -64,7 +64,6 @@ numpydoc_validation_exclude = {
     r"^fastxent\.nll_loss$",                      # PR01 (refers to cross_entropy); RT01
     r"^fastxent\.binary_cross_entropy$",          # RT03
     r"^fastxent\.binary_cross_entropy_with_logits$",  # PR04 (grouped parameters); RT03
-    r"^fastxent\.(logsumexp|softmax|log_softmax)$",  # PR01, RT01
     r"^fastxent\.(CrossEntropyLoss|NLLLoss|BCELoss|BCEWithLogitsLoss)$",  # PR01; NLLLoss EX01
     r"^fastxent\.(CrossEntropyLoss|NLLLoss|BCELoss|BCEWithLogitsLoss)\.__call__$",  # GL08
     r"^fastxent\.get_num_threads$",               # RT01, EX01

@@ -110,8 +110,11 @@ def test_zero_dimensional_input_is_an_error(fn):
 # Types
 # ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_, np.complex128, object, "U3"])
-@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss", "logsumexp", "softmax", "log_softmax"])
+# The log-sum-exp family takes integers and bools as SciPy does (test_lse_scipy_parity.py).
+@pytest.mark.parametrize("fn, dtype", [
+    (fn, dtype) for fn in ["cross_entropy", "nll_loss", "logsumexp", "softmax", "log_softmax"]
+    for dtype in [np.int64, np.int32, np.uint8, np.bool_, np.complex128, object, "U3"]
+    if fn in ("cross_entropy", "nll_loss") or np.dtype(dtype).kind not in "iub"])
 def test_non_floating_input_is_a_type_error(fn, dtype):
     x = np.zeros((2, 3)).astype(dtype)
     args = (x, np.zeros(2, np.int64)) if fn in ("cross_entropy", "nll_loss") else (x,)
@@ -187,8 +190,9 @@ def test_axis_of_the_wrong_type(case, axis):
     x, y, _, _ = case
     with pytest.raises(TypeError, match="axis"):
         fx.cross_entropy(x, y, axis=axis)
-    with pytest.raises(TypeError, match="axis"):
-        fx.softmax(x, axis=axis)
+    if not isinstance(axis, tuple):      # the log-sum-exp family takes a tuple, as SciPy
+        with pytest.raises(TypeError, match="axis"):
+            fx.softmax(x, axis=axis)
 
 
 @pytest.mark.parametrize("ignore_index", [1.5, "a", None, True])

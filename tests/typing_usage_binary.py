@@ -1,5 +1,5 @@
 """Typed use of fastxent's binary losses, checked by `mypy --strict` (not by
-pytest) once fastxent has them; see tests/typing_usage.py."""
+pytest); see tests/typing_usage.py."""
 from __future__ import annotations
 
 from typing import Any

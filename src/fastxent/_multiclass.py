@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
-from . import _args
+from . import _args, _lse
 from ._kernels import kernels, resolve_threads
 
 if TYPE_CHECKING:
@@ -205,51 +205,112 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
                        grad_output, out, _args.threads_option(n_threads))
 
 
-def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
-    xv, a, result_dtype = _args.read_input(x, "x")
+def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
+    """The log-sum-exp kernel over a prepared layout: ``lse_out`` per sample and,
+    with ``sign_out``, the sign of the (weighted) sum of exponentials.
+    (``b=`` and ``return_sign=`` join logsumexp's signature with the weighted
+    kernel; until then ``w`` and ``sign_out`` are None.)"""
+    if w is not None or sign_out is not None:
+        raise NotImplementedError("the weighted log-sum-exp kernel is not in this build")
+    kernels.lse_family(a, lay.n_outer, lay.C, lay.inner, kernels.LSE, lse_out, None, nt)
+
+
+def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,
+                n_threads=None):
+    """logsumexp, softmax and log_softmax with scipy.special's conventions (see _lse)."""
+    xv, a, w, result_dtype = _lse.operands(x, b)
     nt = resolve_threads(_args.threads_option(n_threads))
-    if axis is None:                       # every element, as one row
-        flat_shape, ax = (a.size,), 0
-    else:
-        ax = _args.check_axis(axis, max(a.ndim, 1))
-        flat_shape = a.shape or (1,)
-    n_outer, C, inner = _args.split_shape(flat_shape, ax)
+    axes = _lse.reduced_axes(axis, a.ndim)
+    lay = _lse.layout(a.shape, axes)
+    flat = _lse.for_kernels(a, lay)
     if mode == kernels.LSE:
         keepdims = _args.check_bool(keepdims, "keepdims")
-        res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
-        kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, res.reshape(-1), None, nt)
-        if keepdims:
-            # a 0-d x keeps one dimension, as in scipy.special.logsumexp
-            res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
+        return_sign = _args.check_bool(return_sign, "return_sign")
+        res = np.empty(lay.n_outer * lay.inner, dtype=a.dtype)
+        sign = np.empty_like(res) if return_sign else None
+        _lse_reduce(flat, None if w is None else _lse.for_kernels(w, lay), lay, res, sign, nt)
+        shape = _lse.reduced_shape(a.shape, axes, keepdims)
+        results = tuple(_lse_result(r.reshape(shape), result_dtype) for r in (res, sign)
+                        if r is not None)
+        return results if return_sign else results[0]
+    buf, copy_to, result = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, (xv, a))
+    if lay.perm is None:
+        kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, buf.reshape(-1), nt)
+    else:                                # the reduced axes were moved last: move them back
+        moved = np.empty(a.size, dtype=a.dtype)
+        kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, moved, nt)
+        np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
+    if out is not None:
+        return _args.finish_grad(buf, copy_to, result, result_dtype)
+    return _lse_result(buf, result_dtype)
+
+
+def _lse_result(res, result_dtype):
+    """A result in the caller's dtype; a 0-d result as a NumPy scalar, as SciPy."""
+    if res.dtype != result_dtype:
         res = _args.as_result(res, result_dtype)
-        return res[()] if res.ndim == 0 else res
-    res, copy_to, result = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, (xv, a))
-    kernels.lse_family(a.reshape(-1), n_outer, C, inner, mode, None, res.reshape(-1), nt)
-    return _args.finish_grad(res, copy_to, result, result_dtype)
+    return res if res.ndim else res[()]
 
 
-def logsumexp(x: ArrayInput, axis: int | None = -1, keepdims: bool = False,
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
               n_threads: int | None = None) -> Scalar | Array:
     """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
-    ``scipy.special.logsumexp`` (``-inf`` entries allowed; ``axis=None``: all).
+    ``scipy.special.logsumexp``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries (masked classes) are allowed.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes summed over; None: all of them.
+    keepdims : bool, default False
+        Keep the reduced axes as axes of length 1.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    lse : NumPy scalar or ndarray
+        Of ``x``'s floating dtype (float64 for integer input), shaped like ``x``
+        without the reduced axes; a NumPy scalar where that shape is ``()``.
 
     Examples
     --------
     >>> import numpy as np, fastxent
     >>> float(fastxent.logsumexp(np.array([1000., 1000.])))  # no overflow
     1000.6931471805599
-    >>> fastxent.logsumexp(np.zeros((2, 3)), axis=0).shape
+    >>> fastxent.logsumexp(np.zeros((2, 3, 4)), axis=(0, 2)).shape
     (3,)
+    >>> float(fastxent.logsumexp([1, 2, 3], axis=None))      # integers: float64
+    3.4076059644443806
     """
     return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
 
 
-def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
+def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
             n_threads: int | None = None) -> Array:
     """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
 
-    ``out`` may receive the result (same shape and dtype as ``x``, C-contiguous,
-    not overlapping ``x``).
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries get probability 0.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes normalized over; None: all of them.
+    out : ndarray, optional
+        Receives the result: ``x``'s shape and floating dtype, C-contiguous,
+        writeable, not overlapping ``x``.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    p : ndarray
+        Of ``x``'s shape and floating dtype (float64 for integer input), summing
+        to 1 along ``axis``; ``out`` where given.  A 0-d input gives a NumPy
+        scalar, as SciPy.
 
     Examples
     --------
@@ -260,9 +321,28 @@ def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
     return _lse_family(kernels.SOFTMAX, x, axis, out=out, n_threads=n_threads)
 
 
-def log_softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
+def log_softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
                 n_threads: int | None = None) -> Array:
     """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries stay ``-inf``.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes normalized over; None: all of them.
+    out : ndarray, optional
+        Receives the result: ``x``'s shape and floating dtype, C-contiguous,
+        writeable, not overlapping ``x``.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    logp : ndarray
+        Of ``x``'s shape and floating dtype (float64 for integer input); ``out``
+        where given.  A 0-d input gives a NumPy scalar, as SciPy.
 
     Examples
     --------
