@@ -29,7 +29,12 @@ OPS = {
     "loss": (None, False),          # None: the workload's loss function
     "loss+grad": (None, True),
     "logsumexp": ("logsumexp", False),
+    # fastxent.torch's loss on tensors, forward and backward (autograd), against
+    # torch.nn.functional's; the NumPy baseline has no row of its own here
+    "torch fwd+bwd": (None, True),
 }
+# The ops that run through an adapter, and the implementation they run.
+ADAPTER_OPS = {"torch fwd+bwd": "fastxent.torch"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Workload:
     dtypes: tuple = ("float32",)
     binary: bool = False         # elementwise binary loss instead of a class axis
     quick: bool = True           # part of `bench --quick`
+    adapters: bool = False       # also time the adapter ops (ADAPTER_OPS)
 
     axis = 1                     # the class axis of a multi-class workload
 
@@ -50,7 +56,8 @@ class Workload:
 
     @property
     def ops(self) -> tuple:
-        return ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+        ops = ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+        return ops + (tuple(ADAPTER_OPS) if self.adapters else ())
 
     def function(self, op: str) -> str:
         return OPS[op][0] or self.loss_function
@@ -99,7 +106,8 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64")),
+    Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64"),
+             adapters=True),
     Workload("W2", "many samples, 10 classes", (262144, 10), (512, 10)),
     Workload("W3", "LLM vocabulary, 263 MB of logits", (512, 128256), (4, 3000), quick=False),
     Workload("W4", "binary, 4M logits", (4_000_000,), (1000,), ("float32", "float64"), binary=True),
@@ -114,10 +122,20 @@ def get(name: str) -> Workload:
     raise KeyError(f"no workload {name!r}; there are {', '.join(w.name for w in WORKLOADS)}")
 
 
-def available(function: str) -> bool:
-    """Whether this build of fastxent has the public function."""
-    import fastxent
-    return hasattr(fastxent, function)
+def available(function: str, impl: str = "fastxent") -> bool:
+    """Whether this build of fastxent has the public function (in the adapter
+    ``impl``, whose peer library must import)."""
+    import importlib
+    try:
+        module = importlib.import_module(impl)
+    except ImportError:
+        return False
+    return hasattr(module, function)
+
+
+def impl_of(op: str) -> str:
+    """The implementation an op runs: "fastxent", or an adapter module."""
+    return ADAPTER_OPS.get(op, "fastxent")
 
 
 def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=False,
@@ -126,10 +144,13 @@ def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=
     if impl == "fastxent":
         import fastxent
         f, kw = getattr(fastxent, function), {"n_threads": n_threads}
+    elif impl == "fastxent.torch":
+        return _torch_adapter_runner(function, wl, x, target, reduction=reduction,
+                                     n_threads=n_threads)
     elif impl == "numpy":
         f, kw = getattr(_baseline, function), {}
     else:
-        raise ValueError(f"impl must be 'fastxent' or 'numpy', got {impl!r}")
+        raise ValueError(f"impl must be 'fastxent', 'fastxent.torch' or 'numpy', got {impl!r}")
     if function in NORMALIZERS:
         return lambda: f(x, axis=wl.axis, **kw)
     if function not in LOSSES:
@@ -167,6 +188,63 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
     return forward_backward
 
 
+def _torch_adapter_runner(function, wl, x, target, *, reduction="mean", n_threads=None):
+    """Forward and backward through fastxent.torch on tensors sharing ``x``'s
+    memory; returns ``(loss, grad)`` as NumPy arrays."""
+    import torch  # type: ignore[import-not-found]  # optional peer
+
+    import fastxent.torch as fxt
+
+    fn = getattr(fxt, function)
+    xg = torch.from_numpy(x).requires_grad_()
+    tt = torch.from_numpy(target)
+    kw = {"reduction": reduction, "n_threads": n_threads}
+    if not wl.binary:
+        kw["axis"] = wl.axis
+
+    def forward_backward():
+        xg.grad = None
+        loss = fn(xg, tt, **kw)
+        loss.backward(None if reduction != "none" else torch.ones_like(loss))
+        return loss.detach().numpy(), xg.grad.numpy()
+    return forward_backward
+
+
+JAX_IMPLS = ("fastxent.jax", "fastxent.jax pure", "optax", "fastxent")
+
+
+def jax_value_and_grad_runner(impl, wl, x, target):
+    """A zero-argument callable: the mean cross-entropy's value and gradient for a
+    JAX user, under ``jax.jit``, waited for.  impl "fastxent.jax" (its default
+    callback), "fastxent.jax pure" (through ``jax.pure_callback``), "optax"
+    (``optax.softmax_cross_entropy_with_integer_labels``), or "fastxent" (the
+    NumPy function on NumPy arrays, for reference).  Raises ImportError
+    without JAX (or optax)."""
+    if impl == "fastxent":
+        return runner("fastxent", "cross_entropy", wl, x, target, return_grad=True)
+    import jax  # type: ignore[import-not-found]  # optional peer
+    import jax.numpy as jnp  # type: ignore[import-not-found]
+
+    xj, tj = jnp.asarray(x), jnp.asarray(target)
+    if impl == "optax":
+        import optax
+
+        def loss(a, t):
+            a = jnp.moveaxis(a, wl.axis, -1)
+            return optax.softmax_cross_entropy_with_integer_labels(a, t).mean()
+    elif impl in ("fastxent.jax", "fastxent.jax pure"):
+        import fastxent.jax as fxj
+
+        callback = "pure" if impl.endswith("pure") else "auto"
+
+        def loss(a, t):
+            return fxj.cross_entropy(a, t, axis=wl.axis, callback=callback)
+    else:
+        raise ValueError(f"impl must be one of {', '.join(JAX_IMPLS)}, got {impl!r}")
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(value_and_grad(xj, tj))
+
+
 def time_median(fn, repeat=5, warmup=1) -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -200,10 +278,11 @@ def tolerance(dtype) -> float:
 
 
 def disagreement(function, wl, x, target=None, *, reduction="mean", return_grad=False,
-                 n_threads=None):
-    """None when fastxent and its NumPy twin agree on this call; else what differs."""
+                 n_threads=None, impl="fastxent"):
+    """None when fastxent (or its adapter ``impl``) and its NumPy twin agree on
+    this call; else what differs."""
     kw = dict(reduction=reduction, return_grad=return_grad)
-    fast = runner("fastxent", function, wl, x, target, n_threads=n_threads, **kw)()
+    fast = runner(impl, function, wl, x, target, n_threads=n_threads, **kw)()
     slow = runner("numpy", function, wl, x, target, **kw)()
     names = ("loss", "grad") if return_grad else ("result",)
     fast, slow = (fast, slow) if return_grad else ((fast,), (slow,))
