@@ -27,17 +27,23 @@ kernel, the public ``cross_entropy`` with ``out=``, so the formula (label smooth
 ignored rows, and z_loss and softcap once the kernels take them) stays in one
 place.  Per chunk of ``chunk_size`` tokens::
 
-    L = hidden[chunk] @ W.T + bias              # (chunk, V) buffer, reused
-    G = cross_entropy gradient of L             # second (chunk, V) buffer, reused
-    grad_hidden[chunk] = G @ W
-    grad_weight += G.T @ hidden[chunk];  grad_bias += G.sum(0)
+    L = hidden[chunk] @ W.T + bias              # a (chunk, V) buffer, reused
+    L = cross_entropy gradient of L             # a few rows at a time, through a staging block
+    grad_hidden[chunk] = L @ W
+    grad_weight += L.T @ hidden[chunk];  grad_bias += L.sum(0)
 
-Two buffers, because ``cross_entropy``'s ``out`` may not overlap its input.  A
-loss-only call needs only the first, so by default it takes twice the tokens per
-chunk in the same memory.  Vocabulary blocks with an online log-sum-exp (the
-first scheme's forward) would serve a loss-only call whose single rows do not fit
-in memory; one row is 0.5 MB at V = 128256, so that is not built: it would put a
-second copy of the loss formula in Python.
+``cross_entropy``'s ``out`` may not overlap its input, so the gradient of a few
+rows (a staging block of about 8 MB) is written there and copied back over their
+logits, which are no longer needed: one (chunk, V) buffer instead of two, hence
+twice the tokens per chunk in the same memory.  That matters: each chunk reads
+the whole weight twice (its logits, then grad_hidden) and BLAS packs it each
+time, so the matmuls lose efficiency as the chunk shrinks (at W6, N = H = 1024,
+V = 128256, 130 tokens a chunk cost about 8% more CPU time than materializing;
+260 about as much).  A loss-only call uses the same chunks without the staging.
+Vocabulary blocks with an online log-sum-exp (the first scheme's forward) would
+serve a loss-only call whose single rows do not fit in memory; one row is 0.5 MB
+at V = 128256, so that is not built: it would put a second copy of the loss
+formula in Python.
 
 The global "mean": the denominator (the number of non-ignored targets) is counted
 first, and every chunk calls ``cross_entropy(reduction="sum",
@@ -48,8 +54,9 @@ PyTorch's answer too, except where an ignored token's hidden state holds NaN or
 inf (PyTorch spreads it into grad_weight through 0 * NaN).
 
 grad_weight is accumulated over chunks in blocks of vocabulary rows through a
-small scratch (NumPy's matmul has no ``C += A @ B``); the first chunk writes it
-directly.  grad_bias accumulates in float64, as fastxent's reductions do.
+scratch of about 1 MB that stays in cache (NumPy's matmul has no ``C += A @ B``);
+the first chunk writes it directly.  grad_bias accumulates in float64, as
+fastxent's reductions do.
 
 Threads and determinism
 -----------------------
@@ -88,12 +95,16 @@ if TYPE_CHECKING:
 
     LinearGrads = Tuple[Array, Array, Optional[Array]]
 
-# Bytes of (chunk, V) buffers a call holds when chunk_size is None.
+# Bytes of the (chunk, V) buffer when chunk_size is None.
 CHUNK_BUDGET_BYTES = 128 << 20
-# A vocabulary block is about this many bytes of weight rows (its grad_weight
-# scratch is as large), and at least VOCAB_BLOCK_MIN rows.
-VOCAB_BLOCK_BYTES = 8 << 20
-VOCAB_BLOCK_MIN = 256
+# Bytes of the staging block for the gradient of a few rows (at least one row).
+STAGE_BYTES = 8 << 20
+# A vocabulary block is about this many bytes of weight rows, and at least
+# VOCAB_BLOCK_MIN rows.  Its grad_weight scratch is as large: small enough to stay
+# in a core's L2 cache between the matmul that writes it and the addition that
+# reads it (an 8 MB scratch made grad_weight's accumulation 12% slower at W6).
+VOCAB_BLOCK_BYTES = 1 << 20
+VOCAB_BLOCK_MIN = 64
 # grad_hidden = G @ W is computed in blocks of this many hidden units.
 HIDDEN_BLOCK = 512
 
@@ -271,7 +282,7 @@ class _Plan:
             self.hbuf = np.empty((c, H), dtype=dt)
         if not return_grad:
             return
-        self.G = np.empty((c, V), dtype=dt)
+        self.stage = np.empty((max(1, min(c, STAGE_BYTES // max(V * dt.itemsize, 1))), V), dtype=dt)
         if kept is not None:
             self.ghbuf = np.empty((c, H), dtype=dt)
         self.grad_hidden = (np.empty if kept is None else np.zeros)((N, H), dtype=dt)
@@ -329,6 +340,20 @@ class _Plan:
         return [(hidden_block, hb) for hb in self.hblocks] + [(weight_block, vb) for vb in self.vblocks]
 
 
+def _logits_to_grad(plan: _Plan, ce, L, y_c, reduction: str):
+    """Overwrites the logits L with their gradient, a staging block at a time;
+    returns the float64 sum of the losses, or the per-token losses."""
+    s = len(plan.stage)
+    parts = []
+    for r0 in range(0, len(L), s):
+        r1 = min(r0 + s, len(L))
+        g = plan.stage[:r1 - r0]
+        loss, _ = ce(L[r0:r1], y_c[r0:r1], reduction=reduction, return_grad=True, out=g)
+        np.copyto(L[r0:r1], g)
+        parts.append(loss)
+    return np.concatenate(parts) if reduction == "none" else sum(float(p) for p in parts)
+
+
 def _run(plan: _Plan, blocks: _Blocks, ce, reduction: str, N: int, dtype):
     """The chunk loop; returns the float64 total of the losses, or the per-token losses."""
     total = 0.0
@@ -341,10 +366,9 @@ def _run(plan: _Plan, blocks: _Blocks, ce, reduction: str, N: int, dtype):
         L = plan.logits[:m]
         blocks.run(plan.logits_tasks(h_c, L))
         if plan.return_grad:
-            G = plan.G[:m]
-            loss, _ = ce(L, y_c, reduction=ce_reduction, return_grad=True, out=G)
+            loss = _logits_to_grad(plan, ce, L, y_c, ce_reduction)     # L holds G from here
             gh_c = plan.grad_hidden[pos] if plan.kept is None else plan.ghbuf[:m]
-            blocks.run(plan.grad_tasks(h_c, G, gh_c))
+            blocks.run(plan.grad_tasks(h_c, L, gh_c))
             if plan.kept is not None:
                 plan.grad_hidden[pos] = gh_c
             plan.first = False
@@ -389,8 +413,8 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
 
     The loss equals ``cross_entropy(hidden @ weight.T + bias, target, ...)``, and
     PyTorch's ``F.cross_entropy(F.linear(hidden, weight, bias), target, ...)``.
-    Extra memory is two ``(chunk_size, V)`` buffers (one without ``return_grad``)
-    and blocks of a few MB, whatever N.
+    Extra memory is one ``(chunk_size, V)`` buffer and blocks of a few MB,
+    whatever N.
 
     Parameters
     ----------
@@ -415,7 +439,8 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
         Replaces each logit ``x`` by ``softcap * tanh(x / softcap)`` (Gemma 2).
         Needs cross_entropy's softcap: NotImplementedError until the kernels have it.
     chunk_size : int, optional
-        Tokens per chunk.  Default: as many as fit in 128 MiB of chunk buffers.
+        Tokens per chunk.  Default: as many as fit in a 128 MiB buffer (261 at
+        V = 128256 in float32).
         Results depend on it in the last bits (the matmuls are cut differently),
         never on ``n_threads``.
     return_grad : bool
@@ -480,8 +505,7 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     n_kept = int(np.count_nonzero(keep))
     kept = None if n_kept == N else np.flatnonzero(keep)
     if chunk_size is None:
-        per_token = (2 if return_grad else 1) * max(V, 1) * dt.itemsize
-        chunk_size = max(1, CHUNK_BUDGET_BYTES // per_token)
+        chunk_size = max(1, CHUNK_BUDGET_BYTES // (max(V, 1) * dt.itemsize))
     chunk = max(1, min(chunk_size, n_kept))
 
     controller = _blas_controller()
