@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import fastxent
-from fastxent import _linear
+from fastxent import _blas_blocks, _linear
 import reference as ref
 from helpers import RTOL, assert_close, assert_grad_close, index_target
 
@@ -352,7 +352,7 @@ def test_calls_from_many_python_threads(rng):
     assert not errors
     for r in results:
         assert _bitwise_equal(r, want)
-    assert _linear._blas_state["users"] == 0 and _linear._blas_state["limiter"] is None
+    assert _blas_blocks._blas_state["users"] == 0 and _blas_blocks._blas_state["limiter"] is None
 
 
 # ----------------------------------------------------------------------------

@@ -68,25 +68,23 @@ of a chunk is cut into blocks that depend on the shapes only (vocabulary blocks
 for the logits and grad_weight, blocks of hidden units for grad_hidden), each
 block is one BLAS call on one thread, and ``n_threads`` Python threads run the
 blocks (NumPy releases the GIL inside BLAS); BLAS is held to one thread for the
-duration of the call through threadpoolctl.  The results then depend on
-``chunk_size`` (and the shapes) but not on ``n_threads``.  Without threadpoolctl,
-or where it finds no BLAS it can limit, the blocks run one after another in the
-calling thread with BLAS on its own threads: the results are then repeatable for
-a given BLAS thread count only.
+duration of the call through threadpoolctl (``_blas_blocks.py``).  The results
+then depend on ``chunk_size`` (and the shapes) but not on ``n_threads``.  Without
+threadpoolctl, or where it finds no BLAS it can limit, the blocks run one after
+another in the calling thread with BLAS on its own threads: the results are then
+repeatable for a given BLAS thread count only.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import inspect
 import math
 import queue
-import threading
 from typing import TYPE_CHECKING, Literal, Optional, Tuple, overload
 
 import numpy as np
 
-from . import _args
+from . import _args, _blas_blocks
 from ._kernels import resolve_threads
 from ._multiclass import cross_entropy
 
@@ -193,73 +191,6 @@ def _ce_extra(z_loss: float, softcap) -> dict:
 
 
 # ----------------------------------------------------------------------------
-# Threads: blocks run by a pool of Python threads over single-threaded BLAS
-# ----------------------------------------------------------------------------
-
-_blas_lock = threading.Lock()
-_blas_state: dict = {"controller": None, "looked": False, "users": 0, "limiter": None}
-
-
-def _blas_controller():
-    """threadpoolctl's controller of the BLAS libraries loaded, or None."""
-    with _blas_lock:
-        if not _blas_state["looked"]:
-            _blas_state["looked"] = True
-            try:
-                from threadpoolctl import ThreadpoolController  # optional
-            except ImportError:
-                pass
-            else:
-                blas = ThreadpoolController().select(user_api="blas")
-                _blas_state["controller"] = blas if blas.lib_controllers else None
-        return _blas_state["controller"]
-
-
-@contextlib.contextmanager
-def _single_threaded_blas(controller):
-    """BLAS held to one thread while any call is inside (calls from several Python
-    threads at once share one limit, restored when the last one leaves)."""
-    with _blas_lock:
-        if _blas_state["users"] == 0:
-            _blas_state["limiter"] = controller.limit(limits=1)
-        _blas_state["users"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_state["users"] -= 1
-            if _blas_state["users"] == 0:
-                _blas_state["limiter"].restore_original_limits()
-                _blas_state["limiter"] = None
-
-
-class _Blocks:
-    """Runs a list of ``(function, argument)`` tasks: on a pool of threads, or here."""
-
-    def __init__(self, n_workers: int):
-        self.n_workers = n_workers
-        self._pool = (concurrent.futures.ThreadPoolExecutor(n_workers, "fastxent-linear")
-                      if n_workers > 1 else None)
-
-    def run(self, tasks) -> None:
-        if self._pool is None:
-            for fn, arg in tasks:
-                fn(arg)
-            return
-        futures = [self._pool.submit(fn, arg) for fn, arg in tasks]
-        for f in futures:
-            f.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-
-
-def _blocks(n: int, size: int) -> list:
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-# ----------------------------------------------------------------------------
 # The computation
 # ----------------------------------------------------------------------------
 
@@ -273,8 +204,8 @@ class _Plan:
         self.h, self.W, self.b, self.y, self.kept = h, W, b, y, kept
         self.n_kept, self.chunk, self.return_grad = n_kept, chunk, return_grad
         vb = max(VOCAB_BLOCK_MIN, VOCAB_BLOCK_BYTES // (max(H, 1) * dt.itemsize))
-        self.vblocks = _blocks(V, vb)
-        self.hblocks = _blocks(H, HIDDEN_BLOCK)
+        self.vblocks = _blas_blocks.slices(V, vb)
+        self.hblocks = _blas_blocks.slices(H, HIDDEN_BLOCK)
         c = min(chunk, n_kept)
         self.logits = np.empty((c, V), dtype=dt)
         self.first = True
@@ -289,7 +220,7 @@ class _Plan:
         self.grad_weight = np.zeros((V, H), dtype=dt)
         self.grad_bias64 = None if b is None else np.zeros(V, dtype=np.float64)
         # one grad_weight scratch (and grad_bias scratch) per worker
-        self.scratch: queue.SimpleQueue = queue.SimpleQueue()
+        self.scratch = queue.SimpleQueue()
         for _ in range(n_workers):
             self.scratch.put((np.empty((min(vb, V), H), dtype=dt),
                               None if b is None else np.empty(min(vb, V), dtype=np.float64)))
@@ -354,7 +285,7 @@ def _logits_to_grad(plan: _Plan, ce, L, y_c, reduction: str):
     return np.concatenate(parts) if reduction == "none" else sum(float(p) for p in parts)
 
 
-def _run(plan: _Plan, blocks: _Blocks, ce, reduction: str, N: int, dtype):
+def _run(plan: _Plan, blocks: _blas_blocks.Blocks, ce, reduction: str, N: int, dtype):
     """The chunk loop; returns the float64 total of the losses, or the per-token losses."""
     total = 0.0
     losses = np.zeros(N, dtype=dtype) if reduction == "none" else None
@@ -508,7 +439,7 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
         chunk_size = max(1, CHUNK_BUDGET_BYTES // (max(V, 1) * dt.itemsize))
     chunk = max(1, min(chunk_size, n_kept))
 
-    controller = _blas_controller()
+    controller = _blas_blocks.controller()
     n_workers = nt if controller is not None else 1
     grad_output = (float(np.float64(1.0) / n_kept) if reduction == "mean" and n_kept else None)
 
@@ -519,9 +450,9 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
                              n_threads=nt, **extra, **kw)
 
     plan = _Plan(h, W, b, y, kept, n_kept, chunk, return_grad, n_workers)
-    blocks = _Blocks(min(n_workers, max(len(plan.vblocks) + len(plan.hblocks), 1)))
+    blocks = _blas_blocks.Blocks(min(n_workers, max(len(plan.vblocks) + len(plan.hblocks), 1)))
     try:
-        with (_single_threaded_blas(controller) if controller is not None
+        with (_blas_blocks.single_threaded_blas(controller) if controller is not None
               else contextlib.nullcontext()):
             res = _run(plan, blocks, ce, reduction, N, dt)
     finally:

@@ -286,7 +286,7 @@ def _blas_limit(n_threads):
     if n_threads is None:
         return contextlib.nullcontext()
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # optional
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(n_threads, user_api="blas")
