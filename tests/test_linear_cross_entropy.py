@@ -377,11 +377,11 @@ def test_memory_is_bounded_by_the_chunk(rng, monkeypatch):
     and a few small blocks, whatever N; far below the materialized logits and
     their gradient."""
     monkeypatch.setattr(_linear, "STAGE_BYTES", 1 << 20)
-    N, H, V = 2048, 16, 20000
+    N, H, V = 1536, 16, 20000
     h, W, b, y = make_problem(rng, N=N, H=H, V=V, dtype=np.float32, ignore_frac=0.1)
     stage = (_linear.STAGE_BYTES // (V * 4)) * V * 4
     small = stage + 2 * _linear.VOCAB_BLOCK_BYTES + 2 * V * 8 + N * 8 + (1 << 20)
-    for chunk in (32, 128):
+    for chunk in (48, 96):
         peak, (loss, grads) = _peak_bytes(h, W, y, b, chunk_size=chunk, return_grad=True,
                                           n_threads=2)
         extra = peak - sum(g.nbytes for g in grads)

@@ -70,8 +70,10 @@ class Blocks:
             f.result()
 
     def close(self) -> None:
+        """Waits for the running tasks; those not started (after an error or an
+        interrupt) are dropped."""
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.shutdown(cancel_futures=True)
 
 
 def slices(n: int, size: int) -> list:

@@ -381,8 +381,9 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`): for the
         cross-entropy kernel, and for the blocks of the matmuls, which run on one
-        BLAS thread each while the call runs (that needs threadpoolctl; without it
-        BLAS uses its own thread count).
+        BLAS thread each: while the call runs, BLAS is held to one thread in the
+        whole process (that needs threadpoolctl; without it BLAS uses its own
+        thread count, and the blocks run one after another).
 
     Returns
     -------
