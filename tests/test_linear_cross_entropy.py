@@ -475,3 +475,31 @@ def test_bad_arguments(rng, change, error, match):
     with pytest.raises(error, match=match):
         fastxent.linear_cross_entropy(arrays["hidden"], arrays["weight"], arrays["target"],
                                       arrays["bias"], **options)
+
+
+# ----------------------------------------------------------------------------
+# The W6 workload of the bench and asv
+# ----------------------------------------------------------------------------
+
+def test_w6_workload_three_ways_agree():
+    from fastxent import _workloads
+    wl = _workloads.get_linear("W6")
+    hidden, weight, target = wl.make(tiny=True)
+    assert (hidden.shape, weight.shape, target.shape) == ((16, 32), (300, 32), (16,))
+    again = wl.make(tiny=True)
+    assert all(np.array_equal(a, b) for a, b in zip((hidden, weight, target), again))
+    assert _workloads.linear_disagreement(hidden, weight, target, n_threads=2) is None
+    impls = [i for i in _workloads.LINEAR_IMPLS if i != "torch" or _torch_available()]
+    results = [_workloads.linear_runner(i, hidden, weight, target, n_threads=1)() for i in impls]
+    for loss, (gh, gw) in results[1:]:
+        assert_close(loss, results[0][0], rtol=1e-5)
+        assert_grad_close(gh, results[0][1][0], np.float32, rel=5)
+        assert_grad_close(gw, results[0][1][1], np.float32, rel=5)
+
+
+def _torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
