@@ -34,8 +34,6 @@ def test_seed_000_crossentropy():
     assert numbers(lines[3]) == [0.4032]
 
 
-@pytest.mark.skipif(not hasattr(fastxent, "binary_cross_entropy_with_logits"),
-                    reason="the binary losses are not in this build")
 def test_seed_000_binary():
     lines = run_example("seed_000_binary.py").splitlines()
     assert numbers(lines[0]) == [0.3133]
@@ -102,3 +100,13 @@ def test_lm_eval_perplexity_matches_materialized_logits():
     assert scored.sum() == sum((t != ex.IGNORE).sum() for _, t in ex.token_stream(model, 3000, batch=700))
     out = run_example("lm_eval_perplexity.py", "--tokens", "2000", "--vocab", "1000", "--quiet")
     assert numbers(out.splitlines()[1])[0] == round(2000 * 1000 * 4 / 1e9, 2)
+
+
+def test_bench_bars_runs():
+    """The gallery's benchmark chart, on tiny arrays: one row per quick workload."""
+    out = run_example("bench_bars.py", "--tiny")
+    rows = [line for line in out.splitlines() if line.startswith("W")]
+    assert [r.split()[0] for r in rows] == ["W1", "W2", "W4", "W5"], out
+    for row in rows:
+        times = numbers(row.split(None, 2)[2])
+        assert len(times) >= 3 and all(t >= 0 for t in times), row

@@ -27,12 +27,17 @@ class BenchError(Exception):
 
 
 def parse_threads(text: str) -> list:
+    """``--threads``: thread counts from 1 to the most one fastxent call runs
+    (``_kernels.MAX_THREADS``), which also keeps PyTorch and OpenMP from being
+    asked for a million threads."""
     try:
         threads = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         threads = []
-    if not threads or min(threads) < 1:
-        raise ValueError(f"--threads takes positive integers separated by commas, got {text!r}")
+    cap = _kernels.MAX_THREADS
+    if not threads or min(threads) < 1 or max(threads) > cap:
+        raise ValueError(f"--threads takes integers from 1 to {cap} (the most threads a fastxent "
+                         f"call runs) separated by commas, got {text!r}")
     return threads
 
 

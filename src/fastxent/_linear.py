@@ -132,12 +132,6 @@ def _for_blas(a: np.ndarray, dtype) -> np.ndarray:
     return a
 
 
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _check_real(value, name: str, *, positive: bool) -> float:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number, got {value!r}")
@@ -419,8 +413,8 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     z = _check_real(z_loss, "z_loss", positive=False)
     cap = None if softcap is None else _check_real(softcap, "softcap", positive=True)
     chunk_size = _check_chunk_size(chunk_size)
-    return_grad = _check_flag(return_grad, "return_grad")
-    nt = resolve_threads(n_threads)
+    return_grad = _args.check_bool(return_grad, "return_grad")
+    nt = resolve_threads(_args.threads_option(n_threads))
     extra = _ce_extra(z, cap)
     y = _targets(target, N, V, h.shape, ignore_index)
 
@@ -429,7 +423,7 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     h, W = _for_blas(h, dt), _for_blas(W, dt)
     b = None
     if bias is not None:
-        b = _args.as_real_array(bias, "bias", dt)
+        b = _args.as_real_array(_args.real_array(bias, "bias"), dt)
         if b.shape != (V,):
             raise ValueError(f"bias must have shape ({V},), one per row of weight, got {b.shape}")
 
