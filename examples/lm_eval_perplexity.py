@@ -1,5 +1,9 @@
-"""Per-token loss and perplexity of a language model's output layer over a token
-stream whose logits could never be held in memory.
+"""
+Perplexity over a token stream too long for its logits
+======================================================
+
+The per-token loss and perplexity of a language model's output layer over a
+token stream whose logits could never be held in memory.
 
 A small random "model" reads a stream of tokens drawn from a Zipf-like
 distribution (as word frequencies are): its hidden state at each position comes
@@ -125,7 +129,7 @@ def perplexity(losses, scored) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--tokens", type=int, default=16384, help="length of the token stream")
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--hidden", type=int, default=64)
