@@ -4,8 +4,10 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import fastxent
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -66,6 +68,38 @@ def test_seed_002_mnist_mlp_learns_quickly():
     first = out.splitlines()[0]
     train_loss, test_loss, accuracy = numbers(first)[:3]
     assert test_loss < 2.0 and accuracy > 0.3, out
+
+
+def _load_example(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(EXAMPLES, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lm_eval_perplexity_runs():
+    """The default run: a stream whose logits would be 2.1 GB, scored in chunks."""
+    lines = run_example("lm_eval_perplexity.py", "--quiet").splitlines()
+    assert "2.10 GB" in lines[1] and "131.1 MB" in lines[1]
+    loss, ppl = numbers(lines[3])
+    unigram = numbers(lines[4])[0]
+    assert abs(ppl - np.exp(loss)) <= 1e-3 * ppl
+    assert 0.9 * unigram < ppl < 32000                 # knows the frequencies, not much more
+
+
+def test_lm_eval_perplexity_matches_materialized_logits():
+    """evaluate() on a small stream equals cross_entropy of the materialized logits."""
+    ex = _load_example("lm_eval_perplexity.py")
+    model = ex.make_model(vocab=500, hidden=16, seed=3)
+    losses, scored = ex.evaluate(model, 3000, batch=700, chunk_size=64, progress=False)
+    want = [fastxent.cross_entropy(model.hidden(prev) @ model.weight.T + model.bias, target,
+                                   ignore_index=ex.IGNORE, reduction="none")
+            for prev, target in ex.token_stream(model, 3000, batch=700)]
+    np.testing.assert_allclose(losses, np.concatenate(want), rtol=1e-5, atol=1e-6)
+    assert scored.sum() == sum((t != ex.IGNORE).sum() for _, t in ex.token_stream(model, 3000, batch=700))
+    out = run_example("lm_eval_perplexity.py", "--tokens", "2000", "--vocab", "1000", "--quiet")
+    assert numbers(out.splitlines()[1])[0] == round(2000 * 1000 * 4 / 1e9, 2)
 
 
 def test_bench_bars_runs():

@@ -172,3 +172,7 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
                   file=out)
     for note in notes:
         print(f"note: {note}", file=out)
+
+    # W6, linear_cross_entropy: a section of its own (three ways, peak memory)
+    from ._bench_linear import run_section
+    run_section(quick=quick, threads=threads, repeat=repeat, tiny=tiny, torch=torch, out=out, err=err)

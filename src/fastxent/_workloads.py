@@ -299,3 +299,130 @@ def disagreement(function, wl, x, target=None, *, reduction="mean", return_grad=
                     f"by up to {err:.3g} (tolerance {rtol:g} relative)"
                     + (f"; fastxent {float(a):.9g}, NumPy {float(b):.9g}" if a.ndim == 0 else ""))
     return None
+
+
+# ----------------------------------------------------------------------------
+# W6: a language model's output layer, for linear_cross_entropy
+# ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinearWorkload:
+    """hidden ``(N, H)``, an embedding ``(V, H)`` and ``(N,)`` targets: the loss is
+    the cross-entropy of ``hidden @ weight.T``.  Unlike W1-W5 it is timed three
+    ways (``LINEAR_IMPLS``), in a section of its own in the bench."""
+    name: str
+    what: str
+    shape: tuple                 # (N, H, V)
+    quick_shape: tuple           # `bench --quick`
+    tiny_shape: tuple            # tests and --tiny
+    dtype: str = "float32"
+
+    def dims(self, *, quick=False, tiny=False) -> tuple:
+        return self.tiny_shape if tiny else self.quick_shape if quick else self.shape
+
+    def label(self, *, quick=False, tiny=False) -> str:
+        N, H, V = self.dims(quick=quick, tiny=tiny)
+        return f"{self.name} N={N} H={H} V={V} {self.dtype}"
+
+    def make(self, *, quick=False, tiny=False):
+        """``(hidden, weight, target)``, the same on every call."""
+        return make_linear(self.dims(quick=quick, tiny=tiny), self.dtype)
+
+
+def make_linear(dims, dtype="float32"):
+    """``(hidden, weight, target)`` of shape ``dims = (N, H, V)``, from a seed fixed
+    by the shape; logits of about unit scale (weight entries of variance 1/H).
+    Made in place: no more memory than the arrays themselves."""
+    N, H, V = dims
+    rng = np.random.default_rng([6, N, H, V])
+    hidden = rng.standard_normal((N, H), dtype=dtype)
+    weight = rng.standard_normal((V, H), dtype=dtype)
+    weight *= np.asarray(1.0 / np.sqrt(max(H, 1)), dtype=dtype)
+    target = rng.integers(0, V, size=N)
+    return hidden, weight, target
+
+
+LINEAR_WORKLOADS = (
+    LinearWorkload("W6", "LM output layer, V = 128256 (Llama 3)", (1024, 1024, 128256),
+                   (256, 512, 32000), (16, 32, 300)),
+)
+# fused: fastxent.linear_cross_entropy.  numpy: the logits materialized by NumPy's
+# matmul, fastxent.cross_entropy, then the two gradient matmuls.  torch: F.linear,
+# F.cross_entropy and backward().
+LINEAR_IMPLS = ("fused", "numpy", "torch")
+
+
+def get_linear(name: str) -> LinearWorkload:
+    for wl in LINEAR_WORKLOADS:
+        if wl.name == name:
+            return wl
+    raise KeyError(f"no linear workload {name!r}; there are {', '.join(w.name for w in LINEAR_WORKLOADS)}")
+
+
+def _blas_limit(n_threads):
+    """A context holding NumPy's BLAS to ``n_threads`` (threadpoolctl), or nothing."""
+    import contextlib
+    if n_threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # optional
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(n_threads, user_api="blas")
+
+
+def linear_runner(impl, hidden, weight, target, *, n_threads=None, chunk_size=None):
+    """A zero-argument callable computing the mean loss and the gradients
+    ``(loss, (grad_hidden, grad_weight))`` of one W6-like problem, three ways
+    (``LINEAR_IMPLS``).  torch runs on PyTorch's own thread count
+    (``torch.set_num_threads``); ImportError without it."""
+    if impl == "fused":
+        import fastxent
+
+        def fused():
+            loss, (gh, gw, _) = fastxent.linear_cross_entropy(
+                hidden, weight, target, return_grad=True, n_threads=n_threads,
+                chunk_size=chunk_size)
+            return loss, (gh, gw)
+        return fused
+    if impl == "numpy":
+        import fastxent
+
+        def materialized():
+            with _blas_limit(n_threads):
+                logits = hidden @ weight.T
+                loss, G = fastxent.cross_entropy(logits, target, return_grad=True,
+                                                 n_threads=n_threads)
+                del logits
+                return loss, (G @ weight, G.T @ hidden)
+        return materialized
+    if impl == "torch":
+        import torch  # type: ignore[import-not-found]  # optional peer
+        import torch.nn.functional as F  # type: ignore[import-not-found]
+        ht = torch.from_numpy(hidden).requires_grad_()
+        wt = torch.from_numpy(weight).requires_grad_()
+        tt = torch.from_numpy(target)
+
+        def forward_backward():
+            ht.grad = wt.grad = None
+            loss = F.cross_entropy(F.linear(ht, wt), tt)
+            loss.backward()
+            return loss.detach().numpy(), (ht.grad.numpy(), wt.grad.numpy())
+        return forward_backward
+    raise ValueError(f"impl must be one of {', '.join(LINEAR_IMPLS)}, got {impl!r}")
+
+
+def linear_disagreement(hidden, weight, target, **kw):
+    """None when the fused and materialized computations agree; else what differs."""
+    fused = linear_runner("fused", hidden, weight, target, **kw)()
+    slow = linear_runner("numpy", hidden, weight, target, **kw)()
+    rtol = tolerance(hidden.dtype)
+    pairs = [("loss", fused[0], slow[0]), ("grad_hidden", fused[1][0], slow[1][0]),
+             ("grad_weight", fused[1][1], slow[1][1])]
+    for name, a, b in pairs:
+        a, b = np.asarray(a), np.asarray(b)
+        atol = rtol * float(np.max(np.abs(b), initial=0.0))
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
+            err = float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0)) if a.shape == b.shape else None
+            return f"linear_cross_entropy {name}: fused and materialized differ (max {err})"
+    return None
