@@ -184,6 +184,11 @@ def finish_reduced(total, denom, reduction, dtype):
         return np.dtype(dtype).type(value)
 
 
+def as_scalar(block):
+    """A 0-d block as the NumPy scalar the in-memory functions return."""
+    return block[()]
+
+
 def getitem(block, i):
     """Element ``i`` of a tuple-valued block."""
     return block[i]

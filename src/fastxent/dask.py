@@ -58,25 +58,29 @@ __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_en
 
 TREE_ARITY = 8
 
-SLICE_KERNEL = f"""fastxent.{_b.SLICE_KERNEL_NAME}(input, target, lse, weight=None, *, class_start,
-    num_classes, target_mass=None, ignore_index=-100, label_smoothing=0.0, axis=None,
-    reduction="none", return_grad=False, grad_output=None, out=None, n_threads=None)
+SLICE_KERNEL = f"""fastxent.{_b.SLICE_KERNEL_NAME}(input, target, row_max, log_norm, weight=None, *,
+    class_start, num_classes, target_mass=None, ignore_index=-100, label_smoothing=0.0,
+    axis=None, reduction="none", return_grad=False, grad_output=None, out=None,
+    n_threads=None)
 
 ``input`` holds the logits of classes [class_start, class_start + Cs) of a problem with
-``num_classes`` = C classes (Cs = input.shape[axis]); ``target`` holds class indices in
-[0, C) (or ignore_index) shaped like input without the class axis, or the slice's class
-probabilities shaped like input; ``lse`` (float64, the target's sample shape) is each
-sample's log-sum-exp over all C classes; ``weight`` is the (C,) vector of all classes;
-``target_mass`` (float64, per sample; probability targets only) is sum_{{c<C}} w_c q_c.
-Returns the slice's loss terms, which add up over the slices to the in-memory loss:
-    index:  (1-eps) w_y (lse - x_y) [y in slice] + (eps/C) sum_{{c in slice}} w_c (lse - x_c)
+``num_classes`` = C classes (Cs = input.shape[axis]).  ``target`` holds class indices in
+[0, C) (or ignore_index), shaped like input without the class axis, or the slice's class
+probabilities, shaped like input.  ``row_max`` and ``log_norm`` (float64, the sample shape)
+give each sample's normalizer over all C classes: lse = row_max + log_norm, with row_max the
+maximum logit (0 where the row has none finite) and log_norm = log sum_c exp(x_c - row_max);
+the kernel uses lp_c = (x_c - row_max) - log_norm, as in memory.  ``weight`` is the (C,)
+vector of all classes; ``target_mass`` (float64, per sample, probability targets only) is
+sum_{{c<C}} w_c q_c.  Returns the slice's loss terms, which add up over the slices to the
+in-memory per-sample loss:
+    index:  (1-eps) w_y (-lp_y) [y in slice] + (eps/C) sum_{{c in slice}} w_c (-lp_c)
             (0 where ignored),
-    probs:  sum_{{c in slice}} w_c q_c (lse - x_c),  q = (1-eps) t + eps/C,
-and with return_grad the gradient of grad_output * loss with respect to the slice:
-    index:  go_n (M_n exp(x_c - lse_n) - (1-eps) w_y [c == y_n] - (eps/C) w_c),
+    probs:  sum_{{c in slice}} w_c q_c (-lp_c),  q = (1-eps) t + eps/C,
+and with return_grad the gradient of sum_n grad_output_n * loss_n with respect to the slice:
+    index:  go_n (M_n exp(lp_c) - (1-eps) w_y [c == y_n] - (eps/C) w_c),
             M_n = (1-eps) w_y + (eps/C) sum_{{c<C}} w_c (0 where ignored),
-    probs:  go_n (target_mass_n exp(x_c - lse_n) - w_c q_c).
-One fused pass; "sum" returns the float64 total of the slice's terms."""
+    probs:  go_n (target_mass_n exp(lp_c) - w_c q_c).
+One fused pass over the slice, as cross_entropy's; "sum" returns the float64 total."""
 
 
 # ---------------------------------------------------------------------------
@@ -308,9 +312,8 @@ def _split_xent(x, tgt, wd, swd, god, scale, w64, index, denom, spec):
                         denom, reduction, x.dtype)
     if not return_grad:
         return loss
-    lse = da.expand_dims(_item(comb, 2, np.float64), ax)
-    mass = da.expand_dims(_item(comb, 3, np.float64), ax)
-    grad = da.map_blocks(_v.xent_slice_grad, x, tgt, lse, mass, swd, god, scale,
+    row_max, log_norm, mass = (da.expand_dims(_item(comb, i, np.float64), ax) for i in (2, 3, 4))
+    grad = da.map_blocks(_v.xent_slice_grad, x, tgt, row_max, log_norm, mass, swd, god, scale,
                          weight=None if w64 is None else dask.delayed(w64), spec=spec,
                          dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
     return loss, grad
@@ -412,14 +415,15 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=N
 # ---------------------------------------------------------------------------
 # logsumexp, softmax, log_softmax
 
-def _split_lse(x: da.Array, axes: tuple, axis, n_threads) -> da.Array:
-    """The float64 log-sum-exp over ``axes`` (dims kept) of an array whose rows
-    span several blocks: each block's, then fastxent.logsumexp over those."""
-    pc = tuple((1,) * x.numblocks[d] if d in axes else c for d, c in enumerate(x.chunks))
-    p = da.map_blocks(_v.lse_partial, x, axis=axis, n_threads=n_threads, chunks=pc, dtype=np.float64)
-    p = p.rechunk({d: -1 for d in axes})
-    kc = tuple((1,) if d in axes else c for d, c in enumerate(p.chunks))
-    return da.map_blocks(_v.lse_combine, p, axis=axis, n_threads=n_threads, chunks=kc, dtype=np.float64)
+def _split_lse(x: da.Array, axes: tuple, n_threads):
+    """``(R, L)`` of the rows over ``axes`` (float64, those axes dropped) of an
+    array whose rows span several blocks (see fastxent._dask_vocab)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"[:x.ndim]
+    out_ind = "".join(c for d, c in enumerate(letters) if d not in axes)
+    stats = _tuples(_v.lse_stats, x, axes=axes, n_threads=n_threads, like=x)
+    comb = da.blockwise(_v.lse_merge, out_ind, stats, letters, axes=axes, n_threads=n_threads,
+                        concatenate=False, dtype=object, meta=np.empty((0,) * len(out_ind), dtype=object))
+    return _item(comb, 0, np.float64), _item(comb, 1, np.float64)
 
 
 def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
@@ -440,12 +444,16 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
         if mode != "logsumexp":
             return r
     else:
-        lse = _split_lse(xd, axes, axis, n_threads)
+        R, L = _split_lse(xd, axes, n_threads)
         if mode != "logsumexp":
-            return da.map_blocks(_v.lse_apply, xd, lse, mode=mode, dtype=probe.dtype,
+            return da.map_blocks(_v.lse_apply, xd, da.expand_dims(R, axes), da.expand_dims(L, axes),
+                                 mode=mode, out_dtype=probe.dtype.str, dtype=probe.dtype,
                                  meta=np.empty((0,) * xd.ndim, dtype=probe.dtype))
-        r = lse.astype(probe.dtype)
-    return r if keepdims else r.squeeze(axis=axes)
+        r = da.map_blocks(_v.lse_total, R, L, out_dtype=probe.dtype.str, dtype=probe.dtype)
+        r = da.expand_dims(r, axes) if keepdims else r
+    if not keepdims and r.ndim == xd.ndim:
+        r = r.squeeze(axis=axes)
+    return r if r.ndim else da.map_blocks(_b.as_scalar, r, dtype=r.dtype)   # as in memory
 
 
 def logsumexp(x, axis=-1, keepdims=False, n_threads=None):
