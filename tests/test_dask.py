@@ -361,3 +361,234 @@ def test_sample_weight_binary(rng, reduction):
                                                      return_grad=True)
     for g, want_part in zip(got, want):
         assert_ulps(g, want_part, F64)
+
+
+# ----------------------------------------------------------------------------
+# Real engines: the same bits on every scheduler and any number of workers
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clusters():
+    """One dask.distributed LocalCluster of worker processes and one of worker
+    threads, two single-threaded workers each, shared by this module's tests."""
+    distributed = pytest.importorskip("distributed")
+    made = []
+    try:
+        for processes in (True, False):
+            cluster = distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None,
+                scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR)
+            made.append((cluster, distributed.Client(cluster, set_as_default=False)))
+        yield {"processes": made[0][1], "threads": made[1][1]}
+    finally:
+        for cluster, client in made:
+            client.close()
+            cluster.close()
+
+
+def _engine_problems(rng):
+    """Lazy results of every kind of graph, each on 10 to 20 blocks: a tree of
+    partial sums two levels deep."""
+    x, t, w = make_case(rng, (60, 13), None, "index", True)
+    p = prob_target(rng, (60, 13), 1)
+    X, T = da.from_array(x, chunks=(6, 13)), da.from_array(t, chunks=6)
+    XS, PS = da.from_array(x, chunks=(6, (6, 7))), da.from_array(p, chunks=(6, (6, 7)))
+    return {
+        "xent-mean-grad": fxd.cross_entropy(X, T, w, label_smoothing=0.1, return_grad=True),
+        "xent-sum-prob": fxd.cross_entropy(X, da.from_array(p, chunks=(6, 13)), w, reduction="sum"),
+        "xent-split-mean": fxd.cross_entropy(XS, T, w, label_smoothing=0.1),
+        "xent-split-prob-none": fxd.cross_entropy(XS, PS, reduction="none"),
+        "nll-split-sum-grad": fxd.nll_loss(XS, T, w, reduction="sum", return_grad=True),
+        "bce-logits-mean-grad": fxd.binary_cross_entropy_with_logits(
+            da.from_array(x, chunks=(12, 5)), rng.uniform(0, 1, x.shape), w, return_grad=True),
+        "lse-all": fxd.logsumexp(da.from_array(x, chunks=(15, 4)), axis=None),
+        "log_softmax-split": fxd.log_softmax(XS),
+    }
+
+
+def _flatten(results):
+    return [r for v in results.values() for r in (v if isinstance(v, tuple) else (v,))]
+
+
+def test_same_bits_on_every_engine(rng, clusters):
+    """Synchronous, threaded (2 and 3 threads), and LocalClusters of processes
+    and of threads at 1 and 2 workers: bitwise the same results."""
+    lazy = _flatten(_engine_problems(rng))
+    want = compute(*lazy)
+    runs = {"threads-2": dask.compute(*lazy, scheduler="threads", num_workers=2),
+            "threads-3": dask.compute(*lazy, scheduler="threads", num_workers=3)}
+    for kind, client in clusters.items():
+        workers = sorted(client.scheduler_info()["workers"])
+        assert len(workers) == 2
+        runs[f"{kind}-1-worker"] = client.gather(client.compute(lazy, workers=workers[:1]))
+        futures = client.compute(lazy)
+        runs[f"{kind}-2-workers"] = client.gather(futures)
+    for name, got in runs.items():
+        for g, w in zip(got, want):
+            assert_same(g, w), name
+
+
+def test_threads_of_each_task(monkeypatch, clusters):
+    """fastxent is called with one OpenMP thread per task on Dask's thread pools
+    (threaded scheduler, cluster workers of both kinds), with its default in the
+    synchronous scheduler, and with n_threads where given."""
+    seen = []
+    real = fastxent.cross_entropy
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["n_threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastxent, "cross_entropy", recording)
+    X = da.zeros((40, 5), chunks=(10, 5))
+    T = da.zeros(40, dtype=int, chunks=10)
+    for scheduler, n_threads, want in [("sync", None, None), ("threads", None, 1), ("threads", 2, 2)]:
+        seen.clear()
+        loss = fxd.cross_entropy(X, T, n_threads=n_threads)
+        seen.clear()                                  # the check of the options, on one sample
+        compute(loss, scheduler=scheduler)
+        assert seen == [want] * 4, (scheduler, n_threads)
+    for kind, client in clusters.items():
+        shares = client.gather([client.submit(_dask_blocks.task_threads, None, pure=False, workers=[w])
+                                for w in client.scheduler_info()["workers"]])
+        assert shares == [1, 1], kind
+    # Process workers start with OMP_NUM_THREADS=1 (distributed's nanny), so
+    # fastxent's own default there is one thread as well.
+    assert set(clusters["processes"].run(fastxent.get_num_threads).values()) == {1}
+
+
+# ----------------------------------------------------------------------------
+# Lazy graphs, each block computed once
+# ----------------------------------------------------------------------------
+
+def _explode(block):
+    raise RuntimeError("a block was computed")
+
+
+def test_results_are_lazy():
+    X = da.map_blocks(_explode, da.zeros((20, 4), chunks=(5, 4)), dtype=np.float64)
+    T = da.zeros(20, dtype=np.int64, chunks=5)
+    lazy = [fxd.cross_entropy(X, T, return_grad=True)[0], fxd.cross_entropy(X, T, reduction="none"),
+            fxd.nll_loss(X, T), fxd.binary_cross_entropy_with_logits(X, X), fxd.logsumexp(X),
+            fxd.softmax(X, axis=0), fxd.log_softmax(X, axis=None)]
+    assert all(isinstance(r, da.Array) for r in lazy)
+    with pytest.raises(RuntimeError, match="a block was computed"):
+        compute(lazy[0])
+
+
+@pytest.mark.parametrize("chunks", [(10, 6), (10, (2, 4))], ids=["rows", "split"])
+def test_each_block_is_computed_once(rng, monkeypatch, chunks):
+    """dask.compute(loss, grad): one fastxent call per block, not one per result."""
+    calls = []
+    for name in ("cross_entropy", "nll_loss", "logsumexp"):
+        real = getattr(fastxent, name)
+        monkeypatch.setattr(fastxent, name, lambda *a, _real=real, _name=name, **k:
+                            calls.append(_name) or _real(*a, **k))
+    x, t, w = make_case(rng, (40, 6), None, "index", True)
+    X, T = da.from_array(x, chunks=chunks), da.from_array(t, chunks=10)
+    blocks = X.npartitions
+    lazy = [fxd.nll_loss(X, T, w, return_grad=True), fxd.cross_entropy(X, T, w)]
+    if X.numblocks[1] == 1:
+        lazy.append(fxd.cross_entropy(X, T, w, reduction="none", return_grad=True))
+    calls.clear()
+    compute(*_flatten(dict(enumerate(lazy))))
+    assert calls.count("nll_loss") == blocks
+    if X.numblocks[1] == 1:
+        assert calls.count("cross_entropy") == 2 * blocks
+    else:     # a logsumexp per block, and one per row of blocks to merge them
+        assert calls.count("logsumexp") == blocks + X.numblocks[0]
+
+
+# ----------------------------------------------------------------------------
+# Arguments and errors
+# ----------------------------------------------------------------------------
+
+def test_numpy_arguments_and_lazy_grad_output(rng):
+    """NumPy input and targets (one block), Dask grad_output (0-d for a reduced
+    loss, loss-shaped for "none")."""
+    x, t, w = make_case(rng, (30, 5), None, "index", True)
+    assert_ulps(compute(fxd.cross_entropy(x, t, w))[0], fastxent.cross_entropy(x, t, w), F64, ulps=4)
+    go = rng.standard_normal(30)
+    got = compute(*fxd.cross_entropy(da.from_array(x, chunks=(7, 5)), t, w, reduction="none",
+                                     return_grad=True, grad_output=da.from_array(go, chunks=11)))
+    want = fastxent.cross_entropy(x, t, w, reduction="none", return_grad=True, grad_output=go)
+    assert_same(got[0], want[0])
+    assert_same(got[1], want[1])
+    got = compute(*fxd.cross_entropy(da.from_array(x, chunks=(7, 5)), t, w, return_grad=True,
+                                     grad_output=da.from_array(np.float64(2.5))))
+    want = fastxent.cross_entropy(x, t, w, return_grad=True, grad_output=2.5)
+    assert_ulps(got[1], want[1], F64, ulps=4, scale=np.abs(want[1]).max())
+
+
+def test_inputs_are_not_modified(rng):
+    x, t, w = make_case(rng, (30, 5), None, "index", True)
+    copies = [a.copy() for a in (x, t, w)]
+    compute(*fxd.cross_entropy(da.from_array(x, chunks=(7, 5)), t, w, return_grad=True))
+    compute(fxd.softmax(da.from_array(x, chunks=(7, 2))))
+    for a, c in zip((x, t, w), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+BAD_OPTIONS = [
+    pytest.param("cross_entropy", {"reduction": "avg"}, id="reduction"),
+    pytest.param("cross_entropy", {"label_smoothing": 1.5}, id="label_smoothing"),
+    pytest.param("cross_entropy", {"ignore_index": 2 ** 70}, id="ignore_index"),
+    pytest.param("cross_entropy", {"weight": np.ones(3)}, id="weight-shape"),
+    pytest.param("cross_entropy", {"n_threads": 0}, id="n_threads"),
+    pytest.param("cross_entropy", {"grad_output": 1.0}, id="grad_output-without-grad"),
+    pytest.param("cross_entropy", {"reduction": "none", "return_grad": True,
+                                   "grad_output": np.ones(3)}, id="grad_output-shape"),
+    pytest.param("cross_entropy", {"target": np.zeros(7, np.int64)}, id="target-shape"),
+    pytest.param("cross_entropy", {"input": np.zeros((8, 5), np.int32)}, id="input-dtype"),
+    pytest.param("nll_loss", {"target": np.zeros(8)}, id="nll-float-target"),
+    pytest.param("binary_cross_entropy_with_logits", {"weight": np.ones(4)}, id="bce-weight"),
+    pytest.param("binary_cross_entropy", {"reduction": "max"}, id="bce-reduction"),
+    pytest.param("logsumexp", {"axis": 2}, id="lse-axis"),
+    pytest.param("softmax", {"x": np.zeros((8, 5), np.int64)}, id="softmax-dtype"),
+]
+
+
+@pytest.mark.parametrize("name, bad", BAD_OPTIONS)
+def test_bad_arguments_raise_as_in_memory(name, bad):
+    """Checked when the graph is built, with the in-memory function's error."""
+    binary = name.startswith("binary")
+    args = {"input": np.full((8, 5), 0.5), "target": np.full((8, 5), 0.5) if binary else np.zeros(8, np.int64)}
+    if name in ("logsumexp", "softmax"):
+        args = {"x": np.zeros((8, 5))}
+    args.update(bad)
+    lazy_args = {k: da.from_array(v, chunks=4) if k in ("input", "x", "target") else v for k, v in args.items()}
+    with pytest.raises(Exception) as want:
+        getattr(fastxent, name)(**args)
+    with pytest.raises(want.type) as got:
+        getattr(fxd, name)(**lazy_args)
+    assert str(got.value) == str(want.value)
+
+
+def test_bad_target_is_named_by_its_index_in_the_whole_target(rng):
+    x = rng.standard_normal((30, 6))
+    t = index_target(rng, (30,), 6)
+    t[17] = 6
+    with pytest.raises(ValueError, match=r"target value 6 at index 5 .* block that starts at \(12, 0\)"):
+        compute(fxd.cross_entropy(da.from_array(x, chunks=(12, 6)), t))
+    for fn in (fxd.cross_entropy, fxd.nll_loss):        # split class axis: the whole-array index
+        with pytest.raises(ValueError, match=r"target value 6 at index 17 is not a class index in \[0, 6\)"):
+            compute(fn(da.from_array(x, chunks=(12, 3)), t))
+
+
+def test_probabilities_outside_0_1_are_named_by_block(rng):
+    x = rng.uniform(0, 1, (20, 4))
+    x[13, 2] = 1.5
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].* block that starts at \(10, 0\)"):
+        compute(fxd.binary_cross_entropy(da.from_array(x, chunks=(10, 4)), x))
+
+
+def test_what_is_not_available_says_so(rng):
+    x, t, _ = make_case(rng, (20, 6), None, "index", False)
+    X = da.from_array(x, chunks=(10, 3))
+    with pytest.raises(NotImplementedError, match=r"rechunk input to one block along axis 1"):
+        fxd.cross_entropy(X, t, return_grad=True)
+    with pytest.raises(ValueError, match="out= is not available"):
+        fxd.cross_entropy(X, t, return_grad=True, out=np.empty(x.shape))
+    if "sample_weight" not in __import__("inspect").signature(fastxent.cross_entropy).parameters:
+        with pytest.raises(NotImplementedError, match="sample_weight"):
+            fxd.cross_entropy(X, t, sample_weight=np.ones(20))

@@ -221,7 +221,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     if index and tshape != sample_shape:
         raise ValueError(f"target of class indices must have shape {sample_shape} (input {x.shape} "
                          f"without its class axis), got target {tshape}")
-    if not index and _dtype_of(target).kind == "f" and tshape != x.shape:
+    if kind == "xent" and _dtype_of(target).kind == "f" and tshape != x.shape:
         raise ValueError(f"target of class probabilities must have the input's shape {x.shape}, got {tshape}")
     if sample_weight is not None and _shape_of(sample_weight) != sample_shape:
         raise ValueError(f"sample_weight must have shape {sample_shape}, one weight per sample "

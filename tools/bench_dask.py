@@ -1,0 +1,162 @@
+"""Scaling benchmark of fastxent.dask (issue 15): out-of-core per-token cross-entropy.
+
+Logits (tokens, vocab) float32 in an uncompressed Zarr store (written once, by
+examples/dask_eval.py's writer); every measurement computes the per-token loss
+of all of them and reports GB/s of logits:
+
+- fastxent in memory on a slice that fits (no I/O), 1 thread and 2 threads;
+- on LocalClusters of 1 and 2 worker processes (one thread each, each worker
+  limited to --memory-limit), with the blocks of a --resident-mb slice already
+  in the workers' memory (no I/O: what Dask and the graph cost), then out of
+  core, from the Zarr store: fastxent.dask, the naive dask.array expression of
+  the same loss (max, exp, sum, log and fancy indexing of the target logits),
+  and reading the blocks only (the I/O floor of both).
+
+Rounds are interleaved (each configuration once per round); the table shows
+the best and the median of --rounds.  The store is in the page cache when it
+fits in RAM: "out-of-core" here means out of the workers' memory.
+
+Run: PYTHONPATH=src python tools/bench_dask.py --gb 2 [--store DIR --keep]
+"""
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+import dask.array as da
+import numpy as np
+import zarr
+from dask.distributed import Client, LocalCluster
+
+import fastxent
+import fastxent.dask as fxd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location(
+        "dask_eval", os.path.join(HERE, os.pardir, "examples", "dask_eval.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def naive_per_token(logits, targets, ignore):
+    """The loss as a user writes it with dask.array alone."""
+    m = logits.max(axis=-1, keepdims=True)
+    lse = da.log(da.exp(logits - m).sum(axis=-1)) + m[:, 0]
+    keep = targets != ignore
+    picked = logits.vindex[np.arange(logits.shape[0]), np.where(keep, targets, 0)]
+    return da.where(keep, lse - picked, 0.0)
+
+
+def _first_column(block):
+    return block[:, :1]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gb", type=float, default=2.0)
+    p.add_argument("--vocab", type=int, default=32768)
+    p.add_argument("--block-mb", type=float, default=64.0)
+    p.add_argument("--slice-mb", type=float, default=512.0, help="the in-memory slice")
+    p.add_argument("--resident-mb", type=float, default=256.0, help="the slice held by the workers")
+    p.add_argument("--memory-limit", default="1GB")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--store", default=None)
+    p.add_argument("--keep", action="store_true", help="reuse --store when it has the right shape")
+    args = p.parse_args()
+
+    ex = _example()
+    rows = max(1, int(args.block_mb * 1e6 // (4 * args.vocab)))
+    n_tokens = max(rows, int(args.gb * 1e9 // (4 * args.vocab)))
+    path = args.store or tempfile.mkdtemp(suffix=".zarr")
+    clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, memory_limit=args.memory_limit,
+                                dashboard_address=None, scheduler_kwargs={"dashboard": False})
+                for n in (1, 2)}
+    clients = {n: Client(c, set_as_default=False) for n, c in clusters.items()}
+    try:
+        lg = os.path.join(path, "logits")
+        if not (args.keep and os.path.isdir(lg) and zarr.open_array(lg, mode="r").shape == (n_tokens, args.vocab)):
+            with clients[2].as_current():
+                ex.write_store(path, n_tokens, args.vocab, rows)
+        logits = da.from_zarr(path, component="logits")
+        targets_lazy = da.from_zarr(path, component="targets")
+        targets = targets_lazy.compute()
+        gb = logits.nbytes / 1e9
+        s_rows = max(1, int(args.slice_mb * 1e6 // (4 * args.vocab)))
+        x_mem = zarr.open_array(lg, mode="r")[:s_rows]
+        y_mem = targets[:s_rows]
+        s_gb = x_mem.nbytes / 1e9
+
+        def in_memory(n_threads):
+            t0 = time.perf_counter()
+            fastxent.cross_entropy(x_mem, y_mem, axis=-1, reduction="none", n_threads=n_threads)
+            return s_gb / (time.perf_counter() - t0)
+
+        r_rows = max(rows, int(args.resident_mb * 1e6 // (4 * args.vocab)) // rows * rows)
+        resident = {n: c.persist(logits[:r_rows]) for n, c in clients.items()}
+        r_gb = r_rows * args.vocab * 4 / 1e9
+
+        def on_cluster(n, what, where):
+            x, y, y_np, size = ((resident[n], targets_lazy[:r_rows], targets[:r_rows], r_gb)
+                                if where == "resident" else (logits, targets_lazy, targets, gb))
+            if what == "read":
+                lazy = da.map_blocks(_first_column, x, chunks=(x.chunks[0], (1,)))
+            elif what == "fastxent":
+                lazy = fxd.cross_entropy(x, y, axis=-1, reduction="none")
+            else:
+                lazy = naive_per_token(x, y_np, ex.IGNORE)
+            t0 = time.perf_counter()
+            clients[n].compute(lazy).result()
+            return size / (time.perf_counter() - t0)
+
+        check = clients[2].compute(naive_per_token(logits[:rows], targets[:rows], ex.IGNORE)).result()
+        ours = fastxent.cross_entropy(x_mem[:rows], y_mem[:rows], axis=-1, reduction="none")
+        print(f"naive vs fastxent on the first block: max |diff| {np.max(np.abs(check - ours)):.2e}")
+
+        configs = {"fastxent in memory, 1 thread": lambda: in_memory(1),
+                   "fastxent in memory, 2 threads": lambda: in_memory(2)}
+        labels = {"read": "read blocks only", "fastxent": "fastxent.dask", "naive": "naive dask.array"}
+        for where, whats in (("resident", ("fastxent", "naive")), ("zarr", ("read", "fastxent", "naive"))):
+            for n in (1, 2):
+                for what in whats:
+                    configs[f"{labels[what]}, {where}, {n} worker{'s' if n > 1 else ''}"] = \
+                        (lambda n=n, w=what, wh=where: on_cluster(n, w, wh))
+        results = {k: [] for k in configs}
+        for r in range(args.rounds):
+            for k, f in configs.items():
+                results[k].append(f())
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+
+        print(f"\n{gb:.2f} GB of float32 logits ({n_tokens} x {args.vocab}), blocks of {rows} tokens "
+              f"({rows * args.vocab * 4 / 1e6:.0f} MB); in-memory slice {s_gb:.2f} GB, resident "
+              f"slice {r_gb:.2f} GB; worker memory "
+              f"limit {args.memory_limit}; fastxent {fastxent.__version__}, {os.cpu_count()} CPUs\n")
+        print(f"| {'configuration':40s} | GB/s best | GB/s median | GB/s per worker (best) |")
+        print(f"|{'-' * 42}|----------:|------------:|-----------------------:|")
+        for k, v in results.items():
+            per = max(v) / (2 if "2 " in k else 1)
+            print(f"| {k:40s} | {max(v):9.2f} | {statistics.median(v):11.2f} | {per:22.2f} |")
+        best = {k: max(v) for k, v in results.items()}
+        mem1 = best["fastxent in memory, 1 thread"]
+        for where in ("resident", "zarr"):
+            for n, suffix in ((1, "1 worker"), (2, "2 workers")):
+                fx, nv = best[f"fastxent.dask, {where}, {suffix}"], best[f"naive dask.array, {where}, {suffix}"]
+                print(f"{where}, {suffix}: in-memory per core / fastxent.dask per worker = "
+                      f"{mem1 / (fx / n):.2f} (goal <= 1.5); fastxent.dask / naive = {fx / nv:.1f}x (goal >= 3)")
+    finally:
+        for c in clients.values():
+            c.close()
+        for c in clusters.values():
+            c.close()
+        if args.store is None:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
