@@ -74,7 +74,7 @@ def main():
     n_tokens = max(rows, int(args.gb * 1e9 // (4 * args.vocab)))
     path = args.store or tempfile.mkdtemp(suffix=".zarr")
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=args.memory_limit,
-                      dashboard_address=None, scheduler_kwargs={"dashboard": False}) as cluster, \
+                      dashboard_address=":0", scheduler_kwargs={"dashboard": False}) as cluster, \
             Client(cluster) as client:
         try:
             reuse = args.keep and os.path.isdir(os.path.join(path, "logits")) and \

@@ -76,7 +76,7 @@ def main():
     n_tokens = max(rows, int(args.gb * 1e9 // (4 * args.vocab)))
     path = args.store or tempfile.mkdtemp(suffix=".zarr")
     clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, memory_limit=args.memory_limit,
-                                dashboard_address=None, scheduler_kwargs={"dashboard": False})
+                                dashboard_address=":0", scheduler_kwargs={"dashboard": False})
                 for n in (1, 2)}
     clients = {n: Client(c, set_as_default=False) for n, c in clusters.items()}
     try:

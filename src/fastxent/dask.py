@@ -44,8 +44,8 @@ import inspect
 import operator
 from typing import Any
 
-import dask
-import dask.array as da
+import dask  # type: ignore[import-not-found, unused-ignore]  # optional: fastxent[dask]
+import dask.array as da  # type: ignore[import-not-found, unused-ignore]
 import numpy as np
 
 import fastxent
@@ -196,15 +196,19 @@ def _finish_loss(t, x, reduction, loss_chunks, denom, return_grad, squeeze_axis=
 # ---------------------------------------------------------------------------
 # cross_entropy and nll_loss
 
-def _class_axis(axis, ndim):
-    if ndim == 0:
-        raise ValueError("input must have at least one dimension (the class axis), got a 0-d array")
-    if axis is None:
-        return 0 if ndim == 1 else 1
-    ax = operator.index(axis)
-    if not -ndim <= ax < ndim:
-        raise ValueError(f"axis={axis} is out of range for an input with {ndim} dimension(s)")
-    return ax % ndim
+def _class_axis(axis, ndim, func):
+    """The class axis of an input of ``ndim`` dimensions (PyTorch's convention
+    for None); a bad ``axis`` raises the in-memory function's own error."""
+    try:
+        if ndim == 0:
+            raise ValueError
+        ax = (0 if ndim == 1 else 1) if axis is None else operator.index(axis)
+        if not -ndim <= ax < ndim:
+            raise ValueError
+        return ax % ndim
+    except (TypeError, ValueError):
+        func(np.zeros((1,) * ndim), np.zeros((1,) * max(ndim - 1, 0), np.int64), axis=axis)
+        raise
 
 
 def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoothing, axis,
@@ -212,7 +216,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     func = fastxent.cross_entropy if kind == "xent" else fastxent.nll_loss
     _check_no_out(out)
     _check_sample_weight(func, sample_weight)
-    ax = _class_axis(axis, len(_shape_of(input)))
+    ax = _class_axis(axis, len(_shape_of(input)), func)
     x = _as_dask(input, chunks={ax: -1})
     C = x.shape[ax]
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
