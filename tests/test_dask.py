@@ -430,6 +430,19 @@ def test_same_bits_on_every_engine(rng, clusters):
             assert_same(g, w), name
 
 
+def test_partial_sums_are_added_by_the_documented_tree(rng):
+    """The reduced loss is the blocks' in-memory sums added in float64, in block
+    order, TREE_ARITY at a time, level by level: recomputed here by hand, bitwise."""
+    x, t, w = make_case(rng, (200, 7), None, "index", True)
+    rows = 9                                           # 23 blocks: three levels
+    level = [float(fastxent.cross_entropy(x[i:i + rows], t[i:i + rows], w, reduction="sum"))
+             for i in range(0, 200, rows)]
+    while len(level) > 1:
+        level = [sum(level[i + 1:i + fxd.TREE_ARITY], level[i]) for i in range(0, len(level), fxd.TREE_ARITY)]
+    got = compute(fxd.cross_entropy(da.from_array(x, chunks=(rows, 7)), t, w, reduction="sum"))[0]
+    assert got == level[0] and got.dtype == F64
+
+
 def test_threads_of_each_task(monkeypatch, clusters):
     """fastxent is called with one OpenMP thread per task on Dask's thread pools
     (threaded scheduler, cluster workers of both kinds), with its default in the
