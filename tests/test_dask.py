@@ -6,7 +6,8 @@ What is exact and what is not (the module's notes): without a split class
 axis, "none" losses and gradients are bitwise the in-memory ones (a weighted
 "mean" gradient to an ulp: its denominator is summed by blocks); reduced
 losses within a few ulp; with a split class axis, values within a few ulp of
-the rows' log-sum-exp.  Any chunking gives the same bits on every engine.
+the rows' spread (their logits' range plus a log of the class count), whatever
+the logits' offset.  Any chunking gives the same bits on every engine.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def assert_same(got, want):
 
 def assert_ulps(got, want, dtype, ulps=8, scale=0.0):
     """Within ``ulps`` units of ``dtype`` of ``want``, relative to ``|want|``
-    and, for split rows, to ``scale`` (the rows' log-sum-exp magnitude)."""
+    and, for split rows, to ``scale`` (see _spread)."""
     assert type(got) is type(want) and np.asarray(got).dtype == np.asarray(want).dtype
     eps = ulps * ULP[np.dtype(dtype)]
     np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64),
@@ -82,8 +83,9 @@ def assert_ulps(got, want, dtype, ulps=8, scale=0.0):
 
 def _spread(x, w=None):
     """What a row's rounding is relative to when its classes span several
-    blocks (and in the in-memory kernel): the spread of its finite logits plus
-    log C, times the largest weight.  Independent of the logits' offset."""
+    blocks (and in the in-memory kernel): the range of the finite logits plus
+    the log of their number, times the largest weight.  Independent of the
+    logits' offset."""
     finite = x[np.isfinite(x)]
     return (np.ptp(finite) + np.log(x.size)) * (1.0 if w is None else np.abs(w).max())
 
