@@ -154,6 +154,23 @@ def test_nll_loss_matches_in_memory(rng, shape, axis, chunks, weighted, reductio
         assert_same(grad, want_grad)
 
 
+@pytest.mark.parametrize("chunks", [(8, 9), (8, (4, 5)), (8, (2, 3, 4))], ids=["rows", "split", "split3"])
+def test_ignore_index_inside_the_classes_and_unnormalized_targets(rng, chunks):
+    """ignore_index=2 is also a class index (PyTorch ignores those targets); class
+    probabilities need not sum to 1."""
+    x, t, w = make_case(rng, (30, 9), None, "index", True, ignore=False)
+    X, T = _chunked(x, chunks), _chunked(t, chunks[0])
+    for fn, mem, kw in [(fxd.cross_entropy, fastxent.cross_entropy, {"label_smoothing": 0.1}),
+                        (fxd.nll_loss, fastxent.nll_loss, {})]:
+        for reduction in ("mean", "none"):
+            got = compute(fn(X, T, w, ignore_index=2, reduction=reduction, **kw))[0]
+            want = mem(x, t, w, ignore_index=2, reduction=reduction, **kw)
+            assert_ulps(got, want, F64, ulps=4, scale=_spread(x, w))
+    _, p, _ = make_case(rng, (30, 9), None, "unnormalized", False)
+    got = compute(fxd.cross_entropy(X, _chunked(p, chunks), w, reduction="none"))[0]
+    assert_ulps(got, fastxent.cross_entropy(x, p, w, reduction="none"), F64, ulps=4, scale=_spread(x, w))
+
+
 @pytest.mark.parametrize("dtype", [F32, F16])
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("chunks", [(16, 33), (16, (11, 22))], ids=["rows", "split"])
