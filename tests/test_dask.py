@@ -589,7 +589,8 @@ BAD_OPTIONS = [
 def test_bad_arguments_raise_as_in_memory(name, bad):
     """Checked when the graph is built, with the in-memory function's error."""
     binary = name.startswith("binary")
-    args = {"input": np.full((8, 5), 0.5), "target": np.full((8, 5), 0.5) if binary else np.zeros(8, np.int64)}
+    args = {"input": np.full((8, 5), 0.5),
+            "target": np.full((8, 5), 0.5) if binary else np.zeros(8, np.int64)}
     if name in ("logsumexp", "softmax"):
         args = {"x": np.zeros((8, 5))}
     args.update(bad)

@@ -262,8 +262,9 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
     if reduction != "mean":
         denom: Any = None
     elif index:
-        dparts = da.map_blocks(_b.index_denominator, tgt, swd, weight=None if w64 is None else dask.delayed(w64),
-                               C=C, ignore_index=ignore_index, keep_ndim=x.ndim, chunks=_ones_chunks(tgt),
+        dparts = da.map_blocks(_b.index_denominator, tgt, swd,
+                               weight=None if w64 is None else dask.delayed(w64), C=C,
+                               ignore_index=ignore_index, keep_ndim=x.ndim, chunks=_ones_chunks(tgt),
                                dtype=np.float64)
         denom = _tree_sum(dparts)
     elif sample_weight is not None:
