@@ -5,6 +5,8 @@ examples/dask_eval.py's writer); every measurement computes the per-token loss
 of all of them and reports GB/s of logits:
 
 - fastxent in memory on a slice that fits (no I/O), 1 thread and 2 threads;
+- that slice as a Dask array in this process, on the threaded scheduler with 1
+  and 2 threads (the graph's own cost, without a cluster's);
 - on LocalClusters of 1 and 2 worker processes (one thread each, each worker
   limited to --memory-limit), with the blocks of a --resident-mb slice already
   in the workers' memory, each used as many times as makes the store's size
@@ -30,6 +32,7 @@ import statistics
 import tempfile
 import time
 
+import dask
 import dask.array as da
 import numpy as np
 import zarr
@@ -66,7 +69,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gb", type=float, default=2.0)
     p.add_argument("--vocab", type=int, default=32768)
-    p.add_argument("--block-mb", type=float, default=64.0)
+    p.add_argument("--block-mb", type=float, default=64.0, help="Dask block")
+    p.add_argument("--chunk-mb", type=float, default=16.0, help="Zarr chunk")
     p.add_argument("--slice-mb", type=float, default=512.0, help="the in-memory slice")
     p.add_argument("--resident-mb", type=float, default=256.0, help="the slice held by the workers")
     p.add_argument("--memory-limit", default="1GB")
@@ -76,8 +80,7 @@ def main():
     args = p.parse_args()
 
     ex = _example()
-    rows = max(1, int(args.block_mb * 1e6 // (4 * args.vocab)))
-    n_tokens = max(rows, int(args.gb * 1e9 // (4 * args.vocab)))
+    rows, chunk_rows, n_tokens = ex.layout(args)
     path = args.store or tempfile.mkdtemp(suffix=".zarr")
     clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, memory_limit=args.memory_limit,
                                 dashboard_address=":0", scheduler_kwargs={"dashboard": False})
@@ -85,11 +88,11 @@ def main():
     clients = {n: Client(c, set_as_default=False) for n, c in clusters.items()}
     try:
         lg = os.path.join(path, "logits")
-        if not (args.keep and os.path.isdir(lg) and zarr.open_array(lg, mode="r").shape == (n_tokens, args.vocab)):
+        if not (args.keep and ex.store_matches(path, n_tokens, args.vocab, chunk_rows)):
             with clients[2].as_current():
-                ex.write_store(path, n_tokens, args.vocab, rows)
-        logits = da.from_zarr(path, component="logits")
-        targets_lazy = da.from_zarr(path, component="targets")
+                ex.write_store(path, n_tokens, args.vocab, rows, chunk_rows)
+        logits = da.from_zarr(path, component="logits", chunks=(rows, args.vocab))
+        targets_lazy = da.from_zarr(path, component="targets", chunks=(rows,))
         targets = targets_lazy.compute()
         gb = logits.nbytes / 1e9
         s_rows = max(1, int(args.slice_mb * 1e6 // (4 * args.vocab)))
@@ -101,6 +104,20 @@ def main():
             t0, c0 = time.perf_counter(), time.process_time()
             fastxent.cross_entropy(x_mem, y_mem, axis=-1, reduction="none", n_threads=n_threads)
             return s_gb / (time.perf_counter() - t0), s_gb / (time.process_time() - c0)
+
+        x_local = da.from_array(x_mem, chunks=(rows, args.vocab))
+        local_reps = max(1, round(gb / s_gb))
+        x_local = da.concatenate([x_local] * local_reps)
+        y_local_np = np.tile(y_mem, local_reps)
+        y_local = da.from_array(y_local_np, chunks=(x_local.chunks[0],))
+        local_gb = local_reps * s_gb
+
+        def threaded(n, what):
+            lazy = (fxd.cross_entropy(x_local, y_local, axis=-1, reduction="none") if what == "fastxent"
+                    else naive_per_token(x_local, y_local_np, ex.IGNORE))
+            t0, c0 = time.perf_counter(), time.process_time()
+            dask.compute(lazy, scheduler="threads", num_workers=n)
+            return local_gb / (time.perf_counter() - t0), local_gb / (time.process_time() - c0)
 
         def cpu_seconds(n):
             return sum(clients[n].run(time.process_time).values()) + time.process_time()
@@ -134,6 +151,10 @@ def main():
         configs = {"fastxent in memory, 1 thread": lambda: in_memory(1),
                    "fastxent in memory, 2 threads": lambda: in_memory(2)}
         labels = {"read": "read blocks only", "fastxent": "fastxent.dask", "naive": "naive dask.array"}
+        for n in (1, 2):
+            for what in ("fastxent", "naive"):
+                configs[f"{labels[what]}, threaded, {n} thread{'s' if n > 1 else ''}"] = \
+                    (lambda n=n, w=what: threaded(n, w))
         for where, whats in (("resident", ("fastxent", "naive")), ("zarr", ("read", "fastxent", "naive"))):
             for n in (1, 2):
                 for what in whats:
@@ -146,7 +167,8 @@ def main():
             print(f"round {r + 1}/{args.rounds} done", flush=True)
 
         print(f"\n{gb:.2f} GB of float32 logits ({n_tokens} x {args.vocab}), blocks of {rows} tokens "
-              f"({rows * args.vocab * 4 / 1e6:.0f} MB); in-memory slice {s_gb:.2f} GB, resident "
+              f"({rows * args.vocab * 4 / 1e6:.0f} MB, Zarr chunks of {chunk_rows} tokens); "
+              f"in-memory slice {s_gb:.2f} GB, resident "
               f"slice {r_gb:.2f} GB; worker memory "
               f"limit {args.memory_limit}; fastxent {fastxent.__version__}, {os.cpu_count()} CPUs\n")
         print(f"| {'configuration':40s} | GB/s best | GB/s median | GB/CPU-s best | GB/CPU-s median |")
@@ -159,8 +181,9 @@ def main():
             best = {k: max(r[i] for r in v) for k, v in results.items()}
             mem1 = best["fastxent in memory, 1 thread"]
             print(f"\nby {measure} (best of {args.rounds}):")
-            for where in ("resident", "zarr"):
-                for n, suffix in ((1, "1 worker"), (2, "2 workers")):
+            for where, unit in (("threaded", "thread"), ("resident", "worker"), ("zarr", "worker")):
+                for n in (1, 2):
+                    suffix = f"{n} {unit}{'s' if n > 1 else ''}"
                     fx = best[f"fastxent.dask, {where}, {suffix}"]
                     nv = best[f"naive dask.array, {where}, {suffix}"]
                     per = fx if i == 1 else fx / n
