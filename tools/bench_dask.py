@@ -77,7 +77,12 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--store", default=None)
     p.add_argument("--keep", action="store_true", help="reuse --store when it has the right shape")
+    p.add_argument("--malloc-trim", type=int, default=None,
+                   help="MALLOC_TRIM_THRESHOLD_ of the worker processes (distributed sets 65536; "
+                        "a larger value lets glibc reuse freed block buffers instead of mapping new pages)")
     args = p.parse_args()
+    if args.malloc_trim is not None:
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": args.malloc_trim})
 
     ex = _example()
     rows, chunk_rows, n_tokens = ex.layout(args)
@@ -170,7 +175,10 @@ def main():
               f"({rows * args.vocab * 4 / 1e6:.0f} MB, Zarr chunks of {chunk_rows} tokens); "
               f"in-memory slice {s_gb:.2f} GB, resident "
               f"slice {r_gb:.2f} GB; worker memory "
-              f"limit {args.memory_limit}; fastxent {fastxent.__version__}, {os.cpu_count()} CPUs\n")
+              f"limit {args.memory_limit}; workers' MALLOC_TRIM_THRESHOLD_ "
+              f"{dask.config.get('distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_', None)}; "
+              f"fastxent {fastxent.__version__}, {os.cpu_count()} CPUs; load average "
+              f"{os.getloadavg()[0]:.1f}\n")
         print(f"| {'configuration':40s} | GB/s best | GB/s median | GB/CPU-s best | GB/CPU-s median |")
         print(f"|{'-' * 42}|----------:|------------:|--------------:|----------------:|")
         for k, v in results.items():
