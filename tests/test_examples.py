@@ -110,3 +110,18 @@ def test_bench_bars_runs():
     for row in rows:
         times = numbers(row.split(None, 2)[2])
         assert len(times) >= 3 and all(t >= 0 for t in times), row
+
+
+def test_dask_eval_out_of_core():
+    """A small version of the out-of-core evaluation (64 MB of logits, 4 blocks,
+    one worker limited to 1 GB): it runs, the first block's losses equal fastxent
+    in memory bitwise, the exact mean agrees with the stored per-token losses."""
+    for module in ("dask.array", "distributed", "zarr"):
+        pytest.importorskip(module)
+    lines = run_example("dask_eval.py").splitlines()
+    value = {line.split(":")[0].strip(): line.split(":", 1)[1] for line in lines if ":" in line}
+    assert value["first block equals fastxent in memory"].strip() == "True"
+    exact, stored = numbers(value["mean loss"])[0], numbers(value["mean of per-token"])[0]
+    assert abs(exact - stored) <= 1e-6 * exact
+    assert numbers(value["peak worker memory"])[0] < 1.0        # GB: under the limit
+    assert "100% Completed" in "\n".join(lines)                  # Dask's progress bar
