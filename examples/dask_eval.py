@@ -1,4 +1,8 @@
-"""Out-of-core evaluation with fastxent.dask: the per-token cross-entropy of
+"""
+Out-of-core evaluation with Dask
+================================
+
+The per-token cross-entropy of
 logits that do not fit in the memory the job allows itself.
 
 The logits (tokens, vocab) in float32 and the targets are written to a Zarr
