@@ -15,7 +15,9 @@ python -c "import asv" 2>/dev/null || python -m pip install -q "asv>=0.6"
 
 python -m asv machine --yes > /dev/null
 python -m asv check --python=same
-# W2 (multi-class) and W4 (binary) in float32: every benchmark class but the W3 one.
+# W2 (multi-class) and W4 (binary) in float32: every benchmark class but the W3 one;
+# W6 (linear_cross_entropy) at its --quick size.
 python -m asv run --python=same --quick --show-stderr \
-    -b "'W2', 'float32'" -b "'W4', 'float32'" -b "FusedGradMemory.*'W[24]'"
+    -b "'W2', 'float32'" -b "'W4', 'float32'" -b "FusedGradMemory.*'W[24]'" \
+    -b "Linear.*'quick'"
 echo "== asv check and quick run done ($((SECONDS - start)) s)"

@@ -1,4 +1,8 @@
-"""The binary worked examples of the tutorials (seeds 000 and 001), with fastxent.
+"""
+The tutorials' binary examples
+==============================
+
+The binary worked examples of the tutorials (seeds 000 and 001), with fastxent.
 
 Each example prints the number the tutorial printed.  Run:
 python examples/seed_000_binary.py

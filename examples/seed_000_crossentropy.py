@@ -1,4 +1,8 @@
-"""The multi-class worked examples of the tutorials (seeds 000 and 001), with fastxent.
+"""
+The tutorials' multi-class examples
+===================================
+
+The multi-class worked examples of the tutorials (seeds 000 and 001), with fastxent.
 
 Each example prints the number the tutorial printed with PyTorch; the gradients
 that PyTorch's `backward()` gave come from `return_grad=True`, in the same pass

@@ -1,4 +1,8 @@
-"""The tutorial on random inputs (seed 003): a (3, 5) batch of logits with class
+"""
+Cross-entropy of random logits, against PyTorch
+===============================================
+
+The tutorial on random inputs (seed 003): a (3, 5) batch of logits with class
 index targets, the loss and, from `return_grad=True`, the gradient that
 PyTorch's `backward()` gives.
 

@@ -16,8 +16,7 @@ stderr when --trace is given (so a crash names its call; faulthandler prints
 the Python stack).  The last line of stdout is a JSON summary; the exit status
 is 0 when every call kept the contract, 1 otherwise.
 
-Functions are a table (FUNCTIONS); the binary losses join it automatically
-once fastxent has them.
+Functions are a table (FUNCTIONS): a new public function is one entry there.
 """
 from __future__ import annotations
 
@@ -228,14 +227,14 @@ FUNCTIONS = {
     "softmax": (fastxent.softmax, lambda r: valid_lse(r, "softmax")),
     "log_softmax": (fastxent.log_softmax, lambda r: valid_lse(r, "log_softmax")),
     "set_num_threads": (_set_threads_call, lambda r: ([], {"n_threads": 2}, 1)),
+    "binary_cross_entropy": (fastxent.binary_cross_entropy,
+                             lambda r: valid_binary(r, "binary_cross_entropy")),
+    "binary_cross_entropy_with_logits": (fastxent.binary_cross_entropy_with_logits,
+                                         lambda r: valid_binary(r, "binary_cross_entropy_with_logits")),
+    "BCELoss": (_module_call(fastxent.BCELoss), lambda r: valid_binary(r, "binary_cross_entropy")),
+    "BCEWithLogitsLoss": (_module_call(fastxent.BCEWithLogitsLoss),
+                          lambda r: valid_binary(r, "binary_cross_entropy_with_logits")),
 }
-for _name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
-    if hasattr(fastxent, _name):
-        FUNCTIONS[_name] = (getattr(fastxent, _name), lambda r, n=_name: valid_binary(r, n))
-for _cls in ("BCELoss", "BCEWithLogitsLoss"):
-    if hasattr(fastxent, _cls):
-        _n = "binary_cross_entropy" + ("_with_logits" if "Logits" in _cls else "")
-        FUNCTIONS[_cls] = (_module_call(getattr(fastxent, _cls)), lambda r, n=_n: valid_binary(r, n))
 
 def accepts(fn):
     """The keyword options ``fn`` takes."""

@@ -17,6 +17,13 @@ RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6, np.dtype(np.flo
 # Gradients have entries that cancel (p_y - 1 with p_y close to 1), so their
 # absolute error is relative to the largest entry: atol = GRAD_ATOL * max|grad|.
 GRAD_ATOL = {np.dtype(np.float64): 1e-14, np.dtype(np.float32): 1e-6, np.dtype(np.float16): 1e-3}
+# Elementwise losses (the binary ones) sum nothing along a class axis: a few ulp of
+# the computing dtype against the float64 reference (float16: one rounding from float32).
+ELEMENTWISE_RTOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 2e-6,
+                    np.dtype(np.float16): 2e-3}
+# Against PyTorch itself, which loses a little more in its own formulas (and computes
+# float16 in float32).
+TORCH_RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5, np.dtype(np.float16): 4e-3}
 
 
 def assert_close(actual, desired, rtol, atol=0.0, err_msg=""):

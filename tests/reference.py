@@ -1,118 +1,77 @@
-"""A plain float64 NumPy reference ("slow twin") of fastxent's multi-class functions.
+"""The float64 oracle of fastxent's tests: one plain-NumPy reference of every function.
 
 Written from the formulas of SPEC.md ("Semantics (PyTorch 2.x)"), not from
-fastxent's code: every function here is a few vectorized NumPy lines, computed in
-float64 whatever the input dtype, with no chunking, tiling or threads.  The tests
-use it as the oracle for fastxent's values, and anyone may import it::
+fastxent's code: vectorized NumPy in float64 whatever the input dtype, with no
+chunking, tiling or threads.  It is the only reference the tests use (the NumPy
+twins of ``fastxent._baseline`` are the benchmark's baseline, checked against
+this module in test_workloads.py); its own checks against PyTorch, SciPy and
+finite differences are in test_reference.py.  Import it as ``import reference
+as ref`` (``tests/`` is on ``sys.path`` under pytest).
 
-    from reference import cross_entropy, nll_loss, log_softmax
+Each function mirrors fastxent's signature and returns what fastxent returns:
+the loss, or ``(loss, grad)`` with ``return_grad=True``; a reduced loss is an
+``np.float64``, the rest float64 arrays.  ``details=True`` returns a
+:class:`Result` instead, which adds each value's error scale: the sensitivity
+of the value to rounding in the computing dtype, so that a test may allow a
+few ulp of that scale instead of a blanket relative tolerance (too loose for
+well-conditioned values, too tight near cancellation).  No argument checking
+beyond what the formulas need: feed it valid arguments.
 
-(``tests/`` is on ``sys.path`` under pytest, which puts every test directory
-without an ``__init__.py`` there.)
+Non-finite logits follow PyTorch: a row (the classes of one sample) holding a
+NaN or a +inf, or only -inf, has NaN loss and NaN gradient, also where its
+target is ignored; a -inf entry in an otherwise finite row is a masked class
+(probability 0).
 
-The signatures mirror fastxent's: ``cross_entropy(input, target, weight=None, *,
-ignore_index=-100, reduction="mean", label_smoothing=0.0, axis=None,
-return_grad=False, grad_output=None)`` returns the loss, or ``(loss, grad)`` with
-``return_grad=True``.  A reduced loss is a Python-float-like ``np.float64``; the
-per-sample loss of ``reduction="none"`` and the gradient are float64 arrays.  No
-argument checking beyond what the formulas need: feed it valid arguments.
+How a function is built (and where a new option or loss goes): a family's
+``_*_terms`` function computes, per sample position ``n`` laid out as rows of
+classes (:class:`_Rows`), the loss ``loss_n``, its share of the ``"mean"``
+denominator, and the derivatives of ``loss_n`` with respect to the input row
+(gradient, diagonal Hessian, Hessian-vector product).  :func:`_finish` then
+applies, once for every loss, ``sample_weight``, the reduction and
+``grad_output``, and puts the arrays back in the input's layout.  A new loss is
+one ``_*_terms`` function and a thin public wrapper; a new per-sample option
+(``sample_weight``) is one line of :func:`_finish`.
 
-Notation (SPEC.md): ``lp = log_softmax(input)`` along the class axis, ``n`` runs
-over the sample positions, ``w_c`` is the class weight (1 without weights), and
-``eps`` the label smoothing.
+Version 0.2 (SPEC.md), ahead of fastxent: ``sample_weight=`` on every loss,
+``return_hessian=`` on cross_entropy and binary_cross_entropy_with_logits,
+``cross_entropy_hvp`` and ``binary_cross_entropy_with_logits_hvp``, ``z_loss=``
+and ``softcap=`` on cross_entropy, ``kl_div`` and ``sigmoid_focal_loss``; each
+checked against PyTorch autograd in test_reference.py.
+
+Notation (SPEC.md): ``lp = log_softmax(input)`` along the class axis, ``p`` its
+exponential, ``w_c`` the class weight (1 without weights), ``eps`` the label
+smoothing, ``q`` the smoothed target distribution and ``Q = sum_c w_c q_c``.
 """
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "logsumexp",
-    "softmax",
-    "log_softmax",
-    "cross_entropy",
-    "nll_loss",
-    "numerical_grad",
-    "class_axis",
+    # conventions and tools
+    "class_axis", "numerical_grad", "Result",
+    # the log-sum-exp family (scipy.special's semantics)
+    "logsumexp", "softmax", "log_softmax",
+    # multi-class losses
+    "cross_entropy", "cross_entropy_hvp", "nll_loss",
+    # binary losses
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_hvp",
+    # version 0.2 families
+    "kl_div", "sigmoid_focal_loss",
+    # more than float64: mpmath
+    "mp_cross_entropy_row", "mp_binary_cross_entropy_with_logits",
 ]
 
-
-# ----------------------------------------------------------------------------
-# log-sum-exp family (scipy.special conventions)
-# ----------------------------------------------------------------------------
-
-def _stable_shift(x, axis):
-    """The max along ``axis`` (keepdims), replaced by 0 where it is not finite, so
-    that ``x - shift`` never computes ``inf - inf`` (all ``-inf`` or ``+inf`` rows)."""
-    if x.shape[axis] == 0:
-        shape = list(x.shape)
-        shape[axis] = 1
-        return np.zeros(shape)
-    with np.errstate(invalid="ignore"):
-        m = np.max(x, axis=axis, keepdims=True)
-    # np.max propagates NaN; a NaN shift would only turn finite entries into NaN
-    # early, which the sum of exponentials does anyway.  Keep the finite maxima.
-    return np.where(np.isfinite(m), m, 0.0)
-
-
-def logsumexp(x, axis=-1, keepdims=False):
-    """``log(sum(exp(x)))`` along ``axis`` (None: over every element), float64.
-
-    An empty axis gives ``-inf`` (the log of an empty sum); rows of ``-inf`` give
-    ``-inf``; ``+inf`` gives ``+inf``; NaN gives NaN.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if axis is None:
-        flat = x.reshape(-1)
-        r = logsumexp(flat, axis=0)
-        return np.reshape(r, (1,) * x.ndim) if keepdims else r
-    if x.ndim == 0:
-        x = x.reshape(1)
-        axis = 0 if axis in (0, -1) else axis
-        squeeze_scalar = True
-    else:
-        squeeze_scalar = False
-    shift = _stable_shift(x, axis)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        r = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
-    if squeeze_scalar:
-        return r.reshape(())[()]
-    if not keepdims:
-        r = np.squeeze(r, axis=axis)
-    return r[()] if r.ndim == 0 else r
-
-
-def log_softmax(x, axis=-1):
-    """``x - logsumexp(x, axis)``, float64 (NaN where both are infinite)."""
-    x = np.asarray(x, dtype=np.float64)
-    if axis is None:
-        return log_softmax(x.reshape(-1), axis=0).reshape(x.shape)
-    if x.ndim == 0:
-        return log_softmax(x.reshape(1), axis=0).reshape(())
-    shift = _stable_shift(x, axis)
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        z = x - shift
-        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
-
-
-def softmax(x, axis=-1):
-    """``exp(x - logsumexp(x, axis))``, float64.
-
-    A slice whose log-sum-exp is not finite (every entry ``-inf``, any ``+inf``,
-    any NaN) is NaN throughout, as in ``scipy.special.softmax``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if axis is None:
-        return softmax(x.reshape(-1), axis=0).reshape(x.shape)
-    if x.ndim == 0:
-        return softmax(x.reshape(1), axis=0).reshape(())
-    lse = logsumexp(x, axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = np.exp(x - lse)
-    return np.where(np.isfinite(lse), p, np.nan)
+# PyTorch's floor of x (1 - x) in binary_cross_entropy's gradient: the float
+# 1e-12, for every dtype (SPEC.md)
+BCE_EPS = float(np.float32(1e-12))
 
 
 # ----------------------------------------------------------------------------
-# cross-entropy and nll
+# Layout: the class axis (or the reduced axes) as contiguous rows
 # ----------------------------------------------------------------------------
 
 def class_axis(axis, ndim):
@@ -123,142 +82,618 @@ def class_axis(axis, ndim):
     return axis % ndim
 
 
-def _to_last(input, axis):
-    """(input with its class axis last as float64, the class axis)."""
-    x = np.asarray(input, dtype=np.float64)
-    ax = class_axis(axis, x.ndim)
-    return np.moveaxis(x, ax, -1), ax
+class _Rows:
+    """An array of ``shape`` seen as (N, K) rows: the axes ``axes`` moved last
+    and flattened into K, the others (the sample positions, in their order)
+    flattened into N."""
+
+    def __init__(self, shape, axes):
+        ndim = len(shape)
+        self.shape = tuple(shape)
+        self.axes = tuple(sorted({a % ndim for a in axes}))
+        rest = tuple(d for d in range(ndim) if d not in self.axes)
+        self.order = rest + self.axes
+        self.sample_shape = tuple(shape[d] for d in rest)
+        self.N = math.prod(self.sample_shape)
+        self.K = math.prod(shape[a] for a in self.axes)
+
+    def rows(self, a):
+        # contiguous rows: NumPy sums a contiguous axis pairwise (error ~log K
+        # ulp), a strided one term by term (~K ulp), too coarse for a reference
+        m = np.transpose(np.asarray(a, np.float64), self.order)
+        return np.ascontiguousarray(m.reshape(self.N, self.K))
+
+    def unrows(self, r):
+        m = r.reshape(self.sample_shape + tuple(self.shape[a] for a in self.axes))
+        return np.transpose(m, np.argsort(self.order))
+
+    def per_sample(self, a):
+        """``a`` broadcast to the sample shape, flattened like the rows."""
+        return np.broadcast_to(np.asarray(a, np.float64), self.sample_shape).reshape(self.N)
 
 
-def _grad_factor(reduction, grad_output, sample_shape, denom):
-    """d(returned loss)/d(loss_n), shaped like the samples (float64)."""
-    if reduction == "none":
-        go = np.ones(sample_shape) if grad_output is None else np.asarray(grad_output, np.float64)
-        return np.broadcast_to(go, sample_shape).astype(np.float64)
-    go = 1.0 if grad_output is None else float(np.asarray(grad_output, dtype=np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.float64(go) / np.float64(denom) if reduction == "mean" else np.float64(go)
-    return np.full(sample_shape, scale)
+# ----------------------------------------------------------------------------
+# The common end of every loss: sample weights, reduction, grad_output
+# ----------------------------------------------------------------------------
+
+class Result(NamedTuple):
+    """A loss with everything the tests compare: ``loss`` (reduced scalar or
+    per-sample array) and its error scale, ``grad`` (d of the returned loss, or
+    of ``sum(grad_output * loss)``, by ``input``) and its error scale, and where
+    asked the diagonal Hessian ``hess`` and the Hessian-vector product ``hvp``
+    of the same loss."""
+    loss: object
+    loss_scale: object = None
+    grad: np.ndarray | None = None
+    grad_scale: np.ndarray | None = None
+    hess: np.ndarray | None = None
+    hvp: np.ndarray | None = None
 
 
-def _reduce(loss_n, reduction, denom):
-    if reduction == "none":
-        return loss_n
-    total = np.sum(loss_n, dtype=np.float64)
-    if reduction == "sum":
-        return np.float64(total)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.float64(total) / np.float64(denom)
+class _Terms(NamedTuple):
+    """Per sample position n (rows of the input's layout): what ``_finish`` needs.
+    What nobody asked for is None (a loss alone skips its derivatives and scales)."""
+    loss: np.ndarray          # (N,) loss_n; 0 where not kept
+    loss_scale: np.ndarray    # (N,)
+    denom: np.ndarray         # (N,) n's share of the "mean" denominator
+    keep: np.ndarray          # (N,) bool: False for ignored positions
+    dead: np.ndarray          # (N, 1): the derivatives of a position not kept (0 or NaN)
+    grad: np.ndarray          # (N, K) d loss_n / d input_n
+    grad_scale: np.ndarray    # (N, K)
+    hess: np.ndarray | None = None   # (N, K) diagonal of d2 loss_n / d input_n2
+    hvp: np.ndarray | None = None    # (N, K) (d2 loss_n / d input_n2) v_n
+
+
+# what a call needs computed: the loss alone, its derivative, everything with error scales
+LOSS, GRAD, DETAILS = frozenset(), frozenset({"grad"}), frozenset({"grad", "scales"})
+
+
+def _need(return_grad, details, return_hessian=False):
+    return ((DETAILS if details else GRAD if return_grad or return_hessian else LOSS)
+            | ({"hess"} if return_hessian else set()))
+
+
+def _finish(terms, rows, reduction, grad_output, sample_weight):
+    """The returned loss and the derivatives of ``sum(grad_output * loss)``: each
+    ``loss_n`` (and its share of the mean's denominator) times ``sample_weight``,
+    reduced; derivatives scaled alike, and ``dead`` at positions not kept."""
+    with np.errstate(all="ignore"):
+        sw = None if sample_weight is None else rows.per_sample(sample_weight)
+        loss, denom = terms.loss, terms.denom
+        lscale = np.zeros_like(loss) if terms.loss_scale is None else terms.loss_scale
+        if sw is not None:
+            loss, lscale, denom = sw * loss, sw * lscale, sw * denom
+        lscale = np.where(np.isfinite(lscale), lscale, 0.0)
+        if reduction == "none":
+            go = rows.per_sample(1.0 if grad_output is None else grad_output)
+            # the rows keep the sample positions in C order: a reshape restores them
+            loss_out = loss.reshape(rows.sample_shape)
+            lscale_out = lscale.reshape(rows.sample_shape)
+        else:
+            go = np.float64(1.0 if grad_output is None else grad_output)
+            loss_out, lscale_out = np.sum(loss), np.sum(lscale)
+            if reduction == "mean":
+                total = np.sum(denom)
+                loss_out, go = loss_out / total, go / total
+                # no error scale for the NaN of an empty mean
+                lscale_out = lscale_out / abs(total) if total else np.float64(0.0)
+            elif reduction != "sum":
+                raise ValueError(f"unknown reduction {reduction!r}")
+            go = np.full(rows.N, go)
+        factor = go if sw is None else go * sw
+
+        def derivative(d):
+            if d is None:
+                return None
+            return rows.unrows(np.where(terms.keep[:, None], d * factor[:, None], terms.dead))
+
+        gscale = (None if terms.grad_scale is None else
+                  rows.unrows(terms.grad_scale * np.abs(factor)[:, None]))
+        return Result(loss_out, lscale_out, derivative(terms.grad), gscale,
+                      derivative(terms.hess), derivative(terms.hvp))
+
+
+def _returned(res, return_grad, return_hessian=False, details=False):
+    """What a public function returns: like fastxent, or the whole Result."""
+    if details:
+        return res
+    if return_hessian:
+        return res.loss, res.grad, res.hess
+    return (res.loss, res.grad) if return_grad else res.loss
+
+
+# ----------------------------------------------------------------------------
+# log-sum-exp family (scipy.special's semantics)
+# ----------------------------------------------------------------------------
+
+class _RowStats(NamedTuple):
+    """Per row of (N, K) float64 logits, PyTorch's rules: ``bad``, a row whose
+    loss and gradient are NaN (a NaN, a +inf, or only -inf); ``M``, the max (0
+    in bad rows); ``d = x - M``; ``e = exp(d)``; ``S = sum e`` (1 in bad rows);
+    ``logS = log S``.  An empty
+    row (K == 0) is an empty sum: not bad, loss 0, as PyTorch."""
+    bad: np.ndarray
+    M: np.ndarray
+    d: np.ndarray
+    e: np.ndarray
+    S: np.ndarray
+    logS: np.ndarray
+
+    def softmax(self):
+        """p, NaN in bad rows."""
+        with np.errstate(all="ignore"):
+            return np.where(self.bad[:, None], np.nan, self.e / self.S[:, None])
+
+    def dev(self):
+        """|x - M| where finite, else 0 (the error scale of each exponent)."""
+        return np.where(np.isfinite(self.d), np.abs(self.d), 0.0)
+
+
+def _row_stats(xr):
+    N, K = xr.shape
+    with np.errstate(all="ignore"):
+        bad = np.isnan(xr).any(axis=1) | (xr == np.inf).any(axis=1)
+        if K:
+            bad |= (xr == -np.inf).all(axis=1)
+        safe = np.where(bad[:, None], 0.0, xr)
+        M = safe.max(axis=1) if K else np.zeros(N)
+        d = safe - M[:, None]
+        e = np.exp(d)
+        S = np.where(bad, 1.0, e.sum(axis=1))
+    return _RowStats(bad, M, d, e, S, np.log(S))
+
+
+def _lse_rows(xr):
+    """scipy's rules per row of (N, K) float64: (lse, log_softmax, softmax) and
+    their error scales.  A non-finite max is not shifted (+inf gives +inf, a
+    row of -inf gives -inf, NaN gives NaN); softmax is NaN wherever the row's
+    log-sum-exp is not finite."""
+    N, K = xr.shape
+    with np.errstate(all="ignore"):
+        mx = xr.max(axis=1) if K else np.zeros(N)
+        finite_max = np.isfinite(mx) if K else np.zeros(N, bool)
+        M = np.where(finite_max, mx, 0.0)
+        d = xr - M[:, None]
+        e = np.exp(d)
+        S = e.sum(axis=1)
+        logS = np.log(S)
+        dev = np.where(np.isfinite(d), np.abs(d), 0.0)
+        p = e / S[:, None]
+        spread = np.nan_to_num((np.nan_to_num(p) * dev).sum(axis=1))
+        lse = M + logS
+        lse_scale = np.abs(M) + np.abs(logS) + 1.0 + spread
+        lsm = d - logS[:, None]
+        lsm_scale = dev + np.abs(logS)[:, None] + 1.0 + spread[:, None]
+        sm = np.where(finite_max[:, None], p, np.nan)
+        sm = np.where(np.isnan(xr).any(axis=1)[:, None], np.nan, sm)
+        sm_scale = np.nan_to_num(p) * (2.0 + dev + spread[:, None]) + 1e-300
+    fin = lambda s: np.where(np.isfinite(s), s, 0.0)  # noqa: E731
+    return (lse, fin(lse_scale)), (lsm, fin(lsm_scale)), (sm, fin(sm_scale))
+
+
+def _lse_layout(x, axis):
+    """(rows, 0-d input?) for the log-sum-exp family: ``axis`` an int, a tuple
+    or None (every axis); a 0-d input is one row of one element."""
+    x = np.asarray(x, np.float64)
+    scalar = x.ndim == 0
+    if scalar:
+        x = x.reshape(1)
+    axes = range(x.ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+    return x, _Rows(x.shape, axes), scalar
+
+
+def logsumexp(x, axis=-1, keepdims=False, *, details=False):
+    """``log(sum(exp(x)))`` along ``axis`` (an int, a tuple, or None for every
+    element), float64.  An empty axis gives ``-inf`` (the log of an empty sum);
+    ``+inf`` gives ``+inf``, NaN gives NaN.  ``details=True``: ``(value, scale)``."""
+    x, rows, scalar = _lse_layout(x, axis)
+    (lse, scale), _, _ = _lse_rows(rows.rows(x))
+    out = []
+    for v in (lse, scale):
+        v = v.reshape(rows.sample_shape)
+        if keepdims:
+            v = v.reshape([1 if d in rows.axes else n for d, n in enumerate(x.shape)])
+            if scalar:
+                v = v.reshape(())
+        out.append(v[()] if v.ndim == 0 else v)
+    return tuple(out) if details else out[0]
+
+
+def _lse_elementwise(which, x, axis, details):
+    x0 = np.asarray(x)
+    x, rows, _ = _lse_layout(x0, axis)
+    v, s = _lse_rows(rows.rows(x))[which]
+    v, s = rows.unrows(v).reshape(x0.shape), rows.unrows(s).reshape(x0.shape)
+    return (v, s) if details else v
+
+
+def log_softmax(x, axis=-1, *, details=False):
+    """``x - logsumexp(x, axis)``, float64 (NaN where both are infinite)."""
+    return _lse_elementwise(1, x, axis, details)
+
+
+def softmax(x, axis=-1, *, details=False):
+    """``exp(x - logsumexp(x, axis))``, float64; a slice whose log-sum-exp is not
+    finite (every entry ``-inf``, any ``+inf``, any NaN) is NaN throughout, as
+    ``scipy.special.softmax``."""
+    return _lse_elementwise(2, x, axis, details)
+
+
+# ----------------------------------------------------------------------------
+# Multi-class losses: cross_entropy, nll_loss
+# ----------------------------------------------------------------------------
+
+def _index_targets(target, rows, w, ignore_index):
+    """Class indices as rows: (keep, y_n or 0 where ignored, w[y_n] or 0)."""
+    y = np.asarray(target).reshape(-1).astype(np.int64)
+    keep = y != ignore_index
+    yk = np.where(keep, y, 0)
+    wy = np.where(keep, w[yk] if rows.K else 0.0, 0.0)
+    return keep, yk, wy
+
+
+def _onehot(keep, yk, C):
+    """(N, C): 1 at the target class of each kept position."""
+    onehot = np.zeros((keep.size, C))
+    if C:
+        onehot[np.arange(keep.size), yk] = keep
+    return onehot
+
+
+def _cross_entropy_terms(x, target, weight, ignore_index, label_smoothing, axis, z_loss=0.0,
+                         softcap=None, need=DETAILS, v=None):
+    """Per-sample terms of cross_entropy (SPEC.md), and of its version 0.2 options.
+
+    Class indices: ``loss_n = (1 - eps) (-w[y_n] lp[n, y_n]) + (eps / C) (-sum_c w_c lp[n, c])``
+    (the smoothing term only computed when eps > 0, as PyTorch: a masked class
+    must not add 0 * inf), 0 where ``y_n == ignore_index``; the mean's share
+    ``w[y_n]`` of each kept position.  Probabilities ``t``: ``q = (1 - eps) t +
+    eps / C``, ``loss_n = -sum_c w_c q_c lp_c``, a share of 1 per position.
+    Gradient: ``p Q - w q``; diagonal Hessian ``Q p (1 - p)``; Hessian-vector
+    product ``Q (p v - p sum_c p_c v_c)``.
+
+    ``softcap`` (s): the logits are first replaced by ``s tanh(x / s)``;
+    ``z_loss`` (z): ``z lse_n ** 2`` is added to each kept position's loss,
+    with gradient ``2 z lse p`` and Hessian ``2 z (p p^T + lse (diag p - p p^T))``.
+    ``need``: which of "grad", "scales", "hess" to compute (and the product
+    with ``v`` when given).
+    """
+    x = np.asarray(x, np.float64)
+    rows = _Rows(x.shape, (class_axis(axis, x.ndim),))
+    N, C = rows.N, rows.K
+    xr = rows.rows(x)
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    eps = np.float64(label_smoothing)
+    tgt = np.asarray(target)
+    by_index = tgt.dtype.kind in "iu"
+    derivs = "grad" in need or "hess" in need or v is not None
+    grad = gscale = lscale = hess = hvp = None
+    with np.errstate(all="ignore"):
+        if softcap is not None:
+            th = np.tanh(xr / softcap)
+            xr, dcap, d2cap = softcap * th, 1.0 - th * th, -2.0 * th * (1.0 - th * th) / softcap
+        st = _row_stats(xr)
+        bad, M, logS = st.bad, st.M, st.logS
+        lp = (xr - M[:, None]) - logS[:, None]
+        if by_index:
+            keep, yk, wy = _index_targets(tgt, rows, w, ignore_index)
+            denom = wy
+            lpy = lp[np.arange(N), yk] if C else np.zeros(N)
+            loss = (1.0 - eps) * (-wy * lpy)
+            if eps > 0.0:
+                loss = loss + (eps / C) * -(w[None, :] * lp).sum(axis=1)
+            if derivs or "scales" in need:
+                q = ((1.0 - eps) * _onehot(keep, yk, C)
+                     + np.where(keep, eps / C if C else 0.0, 0.0)[:, None])
+        else:
+            t = rows.rows(tgt)
+            keep = np.ones(N, bool)
+            denom = np.ones(N) if x.size else np.zeros(N)   # an empty mean is NaN, as PyTorch
+            q = (1.0 - eps) * t + (eps / C if C else 0.0)
+            loss = -(w[None, :] * q * lp).sum(axis=1)
+        loss = np.where(keep, np.where(bad, np.nan, loss), 0.0)
+        if derivs or "scales" in need:
+            wq = w[None, :] * q
+            Q = wq.sum(axis=1)
+            p = st.softmax()
+        if derivs:
+            grad = p * Q[:, None] - wq
+        if "scales" in need:
+            Qabs = np.abs(wq).sum(axis=1)        # Q's own rounding error scales with this
+            dev = st.dev()
+            spread = np.nan_to_num((p * dev).sum(axis=1))
+            lscale = (np.abs(loss) + Qabs * (np.abs(logS) + 1.0 + spread)
+                      + (np.abs(wq) * (dev + 1.0)).sum(axis=1))
+            gscale = (Qabs[:, None] * np.nan_to_num(p) * (2.0 + dev + np.abs(logS)[:, None]
+                                                           + spread[:, None])
+                      + np.abs(wq) + Qabs[:, None] * 1e-30)
+            gscale = np.where(keep[:, None], gscale, 0.0)
+        if "hess" in need:
+            hess = Q[:, None] * p * (1.0 - p)
+        u = None if v is None else rows.rows(v) * (1.0 if softcap is None else dcap)
+        if u is not None:
+            pu = (p * u).sum(axis=1, keepdims=True)
+            hvp = Q[:, None] * (p * u - p * pu)
+        if z_loss:
+            lse = M + logS
+            loss = loss + np.where(keep, z_loss * lse * lse, 0.0)
+            if lscale is not None:
+                lscale = lscale + np.abs(z_loss) * 2.0 * np.abs(lse) * (np.abs(M) + 1.0 + spread)
+            if grad is not None:
+                grad = grad + 2.0 * z_loss * lse[:, None] * p
+            if hess is not None:
+                hess = hess + 2.0 * z_loss * (p * p + lse[:, None] * p * (1.0 - p))
+            if hvp is not None:
+                hvp = hvp + 2.0 * z_loss * (p * pu + lse[:, None] * (p * u - p * pu))
+        if softcap is not None and grad is not None:     # the chain rule through s tanh(x / s)
+            if hess is not None:
+                hess = hess * dcap * dcap + grad * d2cap
+            if hvp is not None:
+                hvp = hvp * dcap + grad * d2cap * rows.rows(v)
+            grad = grad * dcap
+    dead = np.where(bad, np.nan, 0.0)[:, None]
+    return _Terms(loss, lscale, denom, keep, dead, grad, gscale, hess, hvp), rows
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0, axis=None, return_grad=False, grad_output=None):
+                  label_smoothing=0.0, axis=None, return_grad=False, grad_output=None,
+                  sample_weight=None, z_loss=0.0, softcap=None, return_hessian=False,
+                  details=False):
     """Cross-entropy of logits ``input`` against ``target``, float64 (SPEC.md).
 
     ``target`` holds class indices (integer dtype, shaped like ``input`` without
     its class axis) or class probabilities (floating, shaped like ``input``).
-
-    Class indices::
-
-        loss_n = (1 - eps) * (-w[y_n] * lp[n, y_n]) + (eps / C) * (-sum_c w_c lp[n, c])
-        loss_n = 0 where y_n == ignore_index
-        mean   = sum_n loss_n / sum_{n not ignored} w[y_n]
-
-    Probabilities ``t``::
-
-        q = (1 - eps) * t + eps / C;  loss_n = -sum_c w_c q[n, c] lp[n, c]
-        mean = sum_n loss_n / (number of sample positions)
-
-    The gradient with respect to the logits of ``loss_n`` is
-    ``p * sum_c(w_c q_c) - w * q`` with ``p = softmax(input)`` and ``q`` the
-    smoothed target distribution (one-hot for class indices), times
-    d(loss)/d(loss_n): ``grad_output`` (default 1), divided by the mean's
-    denominator for ``"mean"``; 0 at ignored positions.
+    ``"mean"`` divides by ``sum_n sample_weight_n * w[y_n]`` over the positions
+    not ignored (class indices) or by ``sum_n sample_weight_n`` (probabilities).
+    ``return_hessian=True`` returns ``(loss, grad, hess)``, the diagonal Hessian
+    of the same loss.  See :func:`_cross_entropy_terms` for the formulas.
     """
-    x, ax = _to_last(input, axis)
-    C = x.shape[-1]
-    sample_shape = x.shape[:-1]
-    eps = float(label_smoothing)
-    w = np.ones(C) if weight is None else np.asarray(weight, dtype=np.float64)
-    lp = log_softmax(x, axis=-1)
-    tgt = np.asarray(target)
+    terms, rows = _cross_entropy_terms(input, target, weight, ignore_index, label_smoothing,
+                                       axis, z_loss, softcap,
+                                       _need(return_grad, details, return_hessian))
+    res = _finish(terms, rows, reduction, grad_output, sample_weight)
+    return _returned(res, return_grad or return_hessian, return_hessian, details)
 
-    if tgt.dtype.kind in "iu":
-        y = tgt.astype(np.int64)
-        keep = y != ignore_index
-        y_safe = np.where(keep, y, 0)
-        lp_y = np.take_along_axis(lp, y_safe[..., None], axis=-1)[..., 0]
-        w_y = w[y_safe]
-        nll = -w_y * lp_y
-        if eps > 0.0:
-            # only computed with smoothing, as PyTorch does: a masked (-inf)
-            # logit makes the smoothing term +inf but must not touch eps == 0
-            smooth = -np.sum(w * lp, axis=-1)
-            loss_n = (1.0 - eps) * nll + (eps / C) * smooth
-        else:
-            loss_n = nll
-        loss_n = np.where(keep, loss_n, 0.0)
-        denom = np.sum(np.where(keep, w_y, 0.0), dtype=np.float64)
-        # target distribution q and its weighted mass Q per sample
-        q = np.full(x.shape, eps / C)
-        np.put_along_axis(q, y_safe[..., None],
-                          np.take_along_axis(q, y_safe[..., None], axis=-1) + (1.0 - eps), axis=-1)
-        Q = (1.0 - eps) * w_y + (eps / C) * np.sum(w)
-    elif tgt.dtype.kind == "f":
-        t = np.moveaxis(tgt.astype(np.float64), ax, -1)
-        q = (1.0 - eps) * t + eps / C
-        with np.errstate(invalid="ignore"):
-            loss_n = -np.sum(w * q * lp, axis=-1)
-        keep = np.ones(sample_shape, dtype=bool)
-        denom = float(np.prod(sample_shape, dtype=np.float64))
-        Q = np.sum(w * q, axis=-1)
-    else:
-        raise TypeError(f"target dtype {tgt.dtype} is neither integer nor floating")
 
-    loss = _reduce(loss_n, reduction, denom)
-    if not return_grad:
-        return loss
-    factor = _grad_factor(reduction, grad_output, sample_shape, denom)
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = np.exp(lp)
-        g = (p * Q[..., None] - w * q) * factor[..., None]
-    g = np.where(keep[..., None], g, 0.0)
-    return loss, np.moveaxis(g, -1, ax)
+def cross_entropy_hvp(input, target, v, weight=None, *, ignore_index=-100, reduction="mean",
+                      label_smoothing=0.0, axis=None, grad_output=None, sample_weight=None,
+                      z_loss=0.0, softcap=None):
+    """The Hessian of cross_entropy's returned loss (with ``grad_output`` as for
+    the gradient) times ``v`` (input's shape), float64 (SPEC.md version 0.2)."""
+    terms, rows = _cross_entropy_terms(input, target, weight, ignore_index, label_smoothing,
+                                       axis, z_loss, softcap, GRAD, v=v)
+    return _finish(terms, rows, reduction, grad_output, sample_weight).hvp
 
 
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean", axis=None,
-             return_grad=False, grad_output=None):
+             return_grad=False, grad_output=None, sample_weight=None, details=False):
     """Negative log-likelihood of log-probabilities ``input``, float64 (SPEC.md).
 
     ``loss_n = -w[y_n] * input[n, y_n]`` (0 where ``y_n == ignore_index``);
     ``"mean"`` divides by the sum of ``w[y_n]`` over the positions not ignored.
     The gradient is ``-w[y_n]`` at the target entry of each kept position (times
-    d(loss)/d(loss_n)) and 0 elsewhere.
+    d(loss)/d(loss_n)) and 0 elsewhere, whatever the input's values.
     """
-    x, ax = _to_last(input, axis)
-    C = x.shape[-1]
-    sample_shape = x.shape[:-1]
-    w = np.ones(C) if weight is None else np.asarray(weight, dtype=np.float64)
-    y = np.asarray(target).astype(np.int64)
-    keep = y != ignore_index
-    y_safe = np.where(keep, y, 0)
-    x_y = np.take_along_axis(x, y_safe[..., None], axis=-1)[..., 0]
-    w_y = np.where(keep, w[y_safe], 0.0)
-    loss_n = np.where(keep, -w_y * x_y, 0.0)
-    denom = np.sum(w_y, dtype=np.float64)
-    loss = _reduce(loss_n, reduction, denom)
-    if not return_grad:
-        return loss
-    factor = _grad_factor(reduction, grad_output, sample_shape, denom)
-    g = np.zeros(x.shape)
-    with np.errstate(invalid="ignore"):     # 0 * inf of a NaN mean: masked below
-        np.put_along_axis(g, y_safe[..., None], (-w_y * factor)[..., None], axis=-1)
-    g = np.where(keep[..., None], g, 0.0)
-    return loss, np.moveaxis(g, -1, ax)
+    x = np.asarray(input, np.float64)
+    rows = _Rows(x.shape, (class_axis(axis, x.ndim),))
+    w = np.ones(rows.K) if weight is None else np.asarray(weight, np.float64)
+    keep, yk, wy = _index_targets(target, rows, w, ignore_index)
+    with np.errstate(all="ignore"):
+        xy = np.where(keep, rows.rows(x)[np.arange(rows.N), yk] if rows.K else 0.0, 0.0)
+        loss = np.where(keep, -wy * xy, 0.0)
+    grad = None if not (return_grad or details) else -w[None, :] * _onehot(keep, yk, rows.K)
+    terms = _Terms(loss, np.abs(loss), wy, keep, np.zeros((rows.N, 1)), grad,
+                   None if grad is None else np.abs(grad))
+    return _returned(_finish(terms, rows, reduction, grad_output, sample_weight), return_grad,
+                     details=details)
 
 
 # ----------------------------------------------------------------------------
-# finite differences
+# Binary losses (elementwise: each element is a "row" of one class)
+# ----------------------------------------------------------------------------
+
+def _elementwise(x, *operands):
+    """Rows of one element for an elementwise loss, and each operand (None, a
+    scalar or an array broadcasting to ``x``) as a matching (N, 1) float64 column."""
+    x = np.asarray(x, np.float64)
+    rows = _Rows(x.shape + (1,), (x.ndim,))
+    cols = [None if a is None else
+            np.broadcast_to(np.asarray(a, np.float64), x.shape).reshape(-1, 1) for a in operands]
+    return rows, x.reshape(-1, 1), cols
+
+
+def _finish_elementwise(terms, rows, reduction, grad_output, sample_weight):
+    """_finish for losses shaped like their input (rows of one element)."""
+    res = _finish(terms, rows, reduction, grad_output, sample_weight)
+    shape = rows.shape[:-1]
+    fix = lambda a: None if a is None else a.reshape(shape)  # noqa: E731
+    return res._replace(grad=fix(res.grad), grad_scale=fix(res.grad_scale), hess=fix(res.hess),
+                        hvp=fix(res.hvp))
+
+
+def _terms(loss, lscale, grad, gscale, hess=None, hvp=None):
+    """_Terms of an elementwise loss: every element kept, a share of 1 each."""
+    n = loss.shape[0]
+    return _Terms(loss[:, 0], lscale[:, 0], np.ones(n), np.ones(n, bool), np.zeros((n, 1)),
+                  grad, gscale, hess, hvp)
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return_grad=False,
+                         grad_output=None, sample_weight=None, details=False):
+    """binary_cross_entropy of probabilities ``input``, float64 (SPEC.md):
+    ``-w (t max(log x, -100) + (1 - t) max(log1p(-x), -100))``, gradient
+    ``w (x - t) / max(x (1 - x), float32(1e-12))``; "mean" over all elements."""
+    rows, x, (t, w) = _elementwise(input, target, 1.0 if weight is None else weight)
+    with np.errstate(all="ignore"):
+        lx = np.maximum(np.log(x), -100.0)
+        l1x = np.maximum(np.log1p(-x), -100.0)
+        loss = -w * (t * lx + (1.0 - t) * l1x)
+        den = np.maximum(x * (1.0 - x), BCE_EPS)
+        grad = w * (x - t) / den
+        lscale = np.abs(w) * (np.abs(t * lx) + np.abs((1.0 - t) * l1x) + 1.0)
+        gscale = np.abs(grad) + np.abs(w) * (np.abs(x) + np.abs(t)) / den
+    res = _finish_elementwise(_terms(loss, lscale, grad, gscale), rows, reduction, grad_output,
+                              sample_weight)
+    return _returned(res, return_grad, details=details)
+
+
+def _log_sigmoid(z):
+    """log(sigmoid(z)) = -log(1 + exp(-z)), without overflow."""
+    return -np.logaddexp(0.0, -z)
+
+
+def _sigmoid(z):
+    """sigmoid(z) with full relative precision on both sides (1 - sigmoid(z) is
+    sigmoid(-z), never 1 minus a rounded 1)."""
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _bce_with_logits_terms(input, target, weight, pos_weight, v=None):
+    """Per-element terms of binary_cross_entropy_with_logits (SPEC.md):
+    ``loss = -w (pw t log s + (1 - t) log(1 - s))`` with ``s = sigmoid(x)``,
+    gradient ``w ((1 - t) s - pw t (1 - s))`` (SPEC's ``w ((pw t + 1 - t) s -
+    pw t)`` without its cancellation), diagonal Hessian ``w (pw t + 1 - t) s (1 - s)``.
+    A non-finite logit gets PyTorch's own formula, whose ``inf - inf`` makes a
+    -inf logit (and +inf with t == 1) NaN."""
+    one = 1.0
+    rows, x, (t, w, pw, vv) = _elementwise(input, target, one if weight is None else weight,
+                                           one if pos_weight is None else pos_weight, v)
+    with np.errstate(all="ignore"):
+        ls, lms = _log_sigmoid(x), _log_sigmoid(-x)
+        loss = -w * (pw * t * ls + (1.0 - t) * lms)
+        lw = (pw - 1.0) * t + 1.0
+        torch_form = w * ((1.0 - t) * x + lw * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)))
+        loss = np.where(np.isfinite(x), loss, torch_form)
+        s, sm = _sigmoid(x), _sigmoid(-x)
+        grad = w * ((1.0 - t) * s - pw * t * sm)
+        hess = w * lw * s * sm
+        lscale = np.abs(w) * (np.abs(pw * t * ls) + np.abs((1.0 - t) * lms) + 1.0 + np.abs(x))
+        gscale = np.abs(w) * (np.abs(pw * t) + np.abs(1.0 - t) + 1.0)
+    hvp = None if vv is None else hess * vv
+    return _terms(loss, lscale, grad, gscale, hess, hvp), rows
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=None,
+                                     reduction="mean", return_grad=False, grad_output=None,
+                                     sample_weight=None, return_hessian=False, details=False):
+    """binary_cross_entropy_with_logits, float64 (SPEC.md); ``weight``,
+    ``pos_weight`` and ``sample_weight`` broadcast to the input (a ``(C,)``
+    pos_weight along the last axis).  ``return_hessian=True``: ``(loss, grad,
+    hess)``, the diagonal Hessian (the whole Hessian: the loss is elementwise)."""
+    terms, rows = _bce_with_logits_terms(input, target, weight, pos_weight)
+    res = _finish_elementwise(terms, rows, reduction, grad_output, sample_weight)
+    return _returned(res, return_grad or return_hessian, return_hessian, details)
+
+
+def binary_cross_entropy_with_logits_hvp(input, target, v, weight=None, *, pos_weight=None,
+                                         reduction="mean", grad_output=None, sample_weight=None):
+    """The Hessian of binary_cross_entropy_with_logits times ``v`` (diagonal: hess * v)."""
+    terms, rows = _bce_with_logits_terms(input, target, weight, pos_weight, v=v)
+    return _finish_elementwise(terms, rows, reduction, grad_output, sample_weight).hvp
+
+
+# ----------------------------------------------------------------------------
+# Version 0.2 families: kl_div, sigmoid_focal_loss (SPEC.md "More of the family")
+# ----------------------------------------------------------------------------
+
+def kl_div(input, target, *, reduction="mean", log_target=False, return_grad=False,
+           grad_output=None, details=False):
+    """PyTorch's kl_div of log-probabilities ``input``, float64: ``t (log t - x)``
+    (``xlogy(t, t) - t x``: 0 where t == 0) or, with ``log_target``, ``exp(t) (t - x)``;
+    gradient ``-t`` (``-exp(t)``).  ``"batchmean"`` divides the sum by
+    ``input.shape[0]`` (the sum for a 0-d input), ``"mean"`` by the element count."""
+    x0 = np.asarray(input, np.float64)
+    rows, x, (t,) = _elementwise(x0, target)
+    with np.errstate(all="ignore"):
+        if log_target:
+            et = np.exp(t)
+            loss, grad = et * (t - x), -et
+            lscale = np.abs(et) * (np.abs(t) + np.abs(x) + 1.0)
+        else:
+            xlogx = np.where(t == 0, 0.0, t * np.log(t))
+            loss, grad = xlogx - t * x, -t
+            lscale = np.abs(xlogx) + np.abs(t * x) + np.abs(t)
+    terms = _terms(loss, lscale, grad, np.abs(grad))
+    if reduction != "batchmean":
+        res = _finish_elementwise(terms, rows, reduction, grad_output, None)
+    else:
+        n = np.float64(x0.shape[0] if x0.ndim else 1)
+        res = _finish_elementwise(terms, rows, "sum",
+                                  np.float64(1.0 if grad_output is None else grad_output) / n, None)
+        with np.errstate(all="ignore"):
+            res = res._replace(loss=res.loss / n, loss_scale=res.loss_scale / n)
+    return _returned(res, return_grad, details=details)
+
+
+def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="none",
+                       return_grad=False, grad_output=None, details=False):
+    """torchvision's sigmoid_focal_loss of logits ``input``, float64:
+    ``a_t ce (1 - p_t) ** gamma`` with ``ce`` binary_cross_entropy_with_logits,
+    ``s = sigmoid(x)``, ``p_t = s t + (1 - s)(1 - t)``, ``a_t = alpha t + (1 -
+    alpha)(1 - t)`` (1 when alpha < 0); "mean" over all elements.  Gradient:
+    ``a_t ((s - t) m ** gamma - gamma m ** (gamma - 1) ce s (1 - s) (2 t - 1))``
+    with ``m = 1 - p_t``."""
+    rows, x, (t,) = _elementwise(input, target)
+    with np.errstate(all="ignore"):
+        s, sm = _sigmoid(x), _sigmoid(-x)
+        ce = -(t * _log_sigmoid(x) + (1.0 - t) * _log_sigmoid(-x))
+        m = s * (1.0 - t) + sm * t                    # 1 - p_t, without cancellation
+        a = alpha * t + (1.0 - alpha) * (1.0 - t) if alpha >= 0 else np.ones_like(t)
+        mg = m ** gamma
+        dm = -s * sm * (2.0 * t - 1.0)                 # d m / d x
+        dmg = np.zeros_like(m) if gamma == 0 else gamma * m ** (gamma - 1.0) * dm
+        loss = a * ce * mg
+        grad = a * ((s - t) * mg + ce * dmg)
+        lscale = np.abs(loss) * (2.0 + np.abs(x)) + np.abs(a) * mg
+        gscale = np.abs(a) * (np.abs(s - t) * mg + np.abs(ce * dmg) + mg + 1e-300)
+    res = _finish_elementwise(_terms(loss, lscale, grad, gscale), rows, reduction, grad_output,
+                              None)
+    return _returned(res, return_grad, details=details)
+
+
+# ----------------------------------------------------------------------------
+# More than float64: mpmath (tests import mpmath with pytest.importorskip first)
+# ----------------------------------------------------------------------------
+
+def mp_cross_entropy_row(row, y, weight, label_smoothing=0.0, dps=50):
+    """cross_entropy of one row of logits with class index ``y``, class weights
+    ``weight`` and smoothing, in ``dps`` significant digits; returns
+    ``(loss, grad, Q)`` rounded to float (Q = sum_c w_c q_c)."""
+    import mpmath
+    C = len(row)
+    with mpmath.workdps(dps):
+        xs = [mpmath.mpf(v) for v in row]
+        w = [mpmath.mpf(v) for v in weight]
+        e = mpmath.mpf(label_smoothing)
+        lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
+        lp = [v - lse for v in xs]
+        loss = (1 - e) * (-w[y] * lp[y]) - e / C * mpmath.fsum(wc * lpc for wc, lpc in zip(w, lp))
+        Q = (1 - e) * w[y] + e / C * mpmath.fsum(w)
+        grad = [mpmath.exp(lp[c]) * Q - w[c] * (e / C + (1 - e if c == y else 0))
+                for c in range(C)]
+        return float(loss), [float(g) for g in grad], float(Q)
+
+
+def mp_binary_cross_entropy_with_logits(x, t, pos_weight=1.0, prec=200):
+    """Per-element loss and gradient of binary_cross_entropy_with_logits in
+    ``prec`` bits, rounded to float64 arrays (any finite logits)."""
+    import mpmath
+    loss, grad = [], []
+    with mpmath.workprec(prec):
+        pw = mpmath.mpf(float(pos_weight))
+        for xi, ti in zip(np.ravel(x).tolist(), np.ravel(t).tolist()):
+            xm, tm = mpmath.mpf(xi), mpmath.mpf(ti)
+            sig, sig_neg = 1 / (1 + mpmath.exp(-xm)), 1 / (1 + mpmath.exp(xm))
+            loss.append(float((1 - tm) * mpmath.log1p(mpmath.exp(xm))
+                              + pw * tm * mpmath.log1p(mpmath.exp(-xm))))
+            grad.append(float((1 - tm) * sig - pw * tm * sig_neg))
+    return np.reshape(loss, np.shape(x)), np.reshape(grad, np.shape(x))
+
+
+# ----------------------------------------------------------------------------
+# Finite differences
 # ----------------------------------------------------------------------------
 
 def numerical_grad(f, x, h=1e-6):

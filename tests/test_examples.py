@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fastxent
@@ -33,8 +34,6 @@ def test_seed_000_crossentropy():
     assert numbers(lines[3]) == [0.4032]
 
 
-@pytest.mark.skipif(not hasattr(fastxent, "binary_cross_entropy_with_logits"),
-                    reason="the binary losses are not in this build")
 def test_seed_000_binary():
     lines = run_example("seed_000_binary.py").splitlines()
     assert numbers(lines[0]) == [0.3133]
@@ -69,3 +68,60 @@ def test_seed_002_mnist_mlp_learns_quickly():
     first = out.splitlines()[0]
     train_loss, test_loss, accuracy = numbers(first)[:3]
     assert test_loss < 2.0 and accuracy > 0.3, out
+
+
+def _load_example(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(EXAMPLES, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lm_eval_perplexity_runs():
+    """The default run: a stream whose logits would be 2.1 GB, scored in chunks."""
+    lines = run_example("lm_eval_perplexity.py", "--quiet").splitlines()
+    assert "2.10 GB" in lines[1] and "131.1 MB" in lines[1]
+    loss, ppl = numbers(lines[3])
+    unigram = numbers(lines[4])[0]
+    assert abs(ppl - np.exp(loss)) <= 1e-3 * ppl
+    assert 0.9 * unigram < ppl < 32000                 # knows the frequencies, not much more
+
+
+def test_lm_eval_perplexity_matches_materialized_logits():
+    """evaluate() on a small stream equals cross_entropy of the materialized logits."""
+    ex = _load_example("lm_eval_perplexity.py")
+    model = ex.make_model(vocab=500, hidden=16, seed=3)
+    losses, scored = ex.evaluate(model, 3000, batch=700, chunk_size=64, progress=False)
+    want = [fastxent.cross_entropy(model.hidden(prev) @ model.weight.T + model.bias, target,
+                                   ignore_index=ex.IGNORE, reduction="none")
+            for prev, target in ex.token_stream(model, 3000, batch=700)]
+    np.testing.assert_allclose(losses, np.concatenate(want), rtol=1e-5, atol=1e-6)
+    assert scored.sum() == sum((t != ex.IGNORE).sum() for _, t in ex.token_stream(model, 3000, batch=700))
+    out = run_example("lm_eval_perplexity.py", "--tokens", "2000", "--vocab", "1000", "--quiet")
+    assert numbers(out.splitlines()[1])[0] == round(2000 * 1000 * 4 / 1e9, 2)
+
+
+def test_bench_bars_runs():
+    """The gallery's benchmark chart, on tiny arrays: one row per quick workload."""
+    out = run_example("bench_bars.py", "--tiny")
+    rows = [line for line in out.splitlines() if line.startswith("W")]
+    assert [r.split()[0] for r in rows] == ["W1", "W2", "W4", "W5"], out
+    for row in rows:
+        times = numbers(row.split(None, 2)[2])
+        assert len(times) >= 3 and all(t >= 0 for t in times), row
+
+
+def test_dask_eval_out_of_core():
+    """A small version of the out-of-core evaluation (64 MB of logits, 4 blocks,
+    one worker limited to 1 GB): it runs, the first block's losses equal fastxent
+    in memory bitwise, the exact mean agrees with the stored per-token losses."""
+    for module in ("dask.array", "distributed", "zarr"):
+        pytest.importorskip(module)
+    lines = run_example("dask_eval.py").splitlines()
+    value = {line.split(":")[0].strip(): line.split(":", 1)[1] for line in lines if ":" in line}
+    assert value["first block equals fastxent in memory"].strip() == "True"
+    exact, stored = numbers(value["mean loss"])[0], numbers(value["mean of per-token"])[0]
+    assert abs(exact - stored) <= 1e-6 * exact
+    assert numbers(value["peak worker memory"])[0] < 1.0        # GB: under the limit
+    assert "100% Completed" in "\n".join(lines)                  # Dask's progress bar

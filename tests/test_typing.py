@@ -36,7 +36,5 @@ def test_typing_usage(tmp_path):
     _mypy(os.path.join(HERE, "typing_usage.py"), tmp_path)
 
 
-@pytest.mark.skipif(not hasattr(fastxent, "binary_cross_entropy"),
-                    reason="the binary losses are not in this build")
 def test_typing_usage_binary(tmp_path):
     _mypy(os.path.join(HERE, "typing_usage_binary.py"), tmp_path)

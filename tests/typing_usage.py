@@ -5,7 +5,7 @@ user should get; a wrong overload or a missing annotation makes mypy fail.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,7 +35,7 @@ buffer = np.empty_like(logits)
 _, into_out = fastxent.cross_entropy(logits, labels, return_grad=True, out=buffer, n_threads=1)
 
 # A run-time choice of reduction or return_grad gives the union.
-mode: str = "mean"
+mode: Literal["mean", "sum", "none"] = "mean"
 flag: bool = bool(len(labels))
 either = fastxent.cross_entropy(logits, labels, reduction=mode, return_grad=flag)
 
@@ -60,3 +60,19 @@ threads: int = fastxent.get_num_threads()
 fastxent.set_num_threads(threads)
 include_dir: str = fastxent.get_include()
 version: str = fastxent.__version__
+
+# Options are attributes: read back with their types, assigned (checked at run
+# time and by the type checker), used by the next call.
+loss_fn.reduction = "sum"
+loss_fn.label_smoothing = 0.2
+loss_fn.ignore_index = -1
+loss_fn.axis = -1
+loss_fn.n_threads = None
+loss_fn.weight = [1.0, 2.0, 3.0]
+smoothing: float = loss_fn.label_smoothing
+reduction: Literal["mean", "sum", "none"] = loss_fn.reduction
+class_weights: NDArray[Any] | None = loss_fn.weight
+threads_option: int | None = loss_fn.n_threads
+# return_grad, grad_output and out are keyword-only in a call
+keyword_grad: Array = loss_fn(logits, labels, return_grad=True, out=np.empty_like(logits))[1]
+runtime_choice = loss_fn(logits, labels, return_grad=flag)

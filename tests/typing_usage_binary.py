@@ -1,5 +1,5 @@
 """Typed use of fastxent's binary losses, checked by `mypy --strict` (not by
-pytest) once fastxent has them; see tests/typing_usage.py."""
+pytest); see tests/typing_usage.py."""
 from __future__ import annotations
 
 from typing import Any
@@ -26,3 +26,8 @@ bcel_pair: tuple[Array, Array] = fastxent.binary_cross_entropy_with_logits(
 bce_fn = fastxent.BCEWithLogitsLoss(pos_weight=np.ones(3))
 module_grad: Array = bce_fn(logits, targets, return_grad=True)[1]
 module_loss_b = fastxent.BCELoss(reduction="sum")(probs, targets)
+
+bce_fn.pos_weight = np.full(3, 2.0)
+bce_fn.reduction = "none"
+pos: NDArray[Any] | None = bce_fn.pos_weight
+bce_none_grad: Array = bce_fn(logits, targets, return_grad=True, grad_output=np.ones((2, 3)))[1]

@@ -71,7 +71,6 @@ export PYTHONPATH="$work/.no-torch:$work/src${PYTHONPATH:+:$PYTHONPATH}"
 export LD_PRELOAD="$asan_rt${LD_PRELOAD:+:$LD_PRELOAD}"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-export FASTXENT_NO_TORCH=1
 export FASTXENT_UNDER_SANITIZER=1      # tests/test_load.py: RSS grows by design (ASan's quarantine)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 cd "$work"

@@ -46,10 +46,9 @@ def main():
         fastxent.NLLLoss(axis=axis)(x, y)
         n += 4
         for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
-            if hasattr(fastxent, name):
-                xb = rng.random(shape).astype(dtype) if name == "binary_cross_entropy" else x
-                getattr(fastxent, name)(xb, t, return_grad=True)
-                n += 1
+            xb = rng.random(shape).astype(dtype) if name == "binary_cross_entropy" else x
+            getattr(fastxent, name)(xb, t, return_grad=True)
+            n += 1
     # error paths
     for bad in (lambda: fastxent.cross_entropy(np.zeros((3, 4)), [0, 7, 1]),
                 lambda: fastxent.cross_entropy(np.zeros((3, 4)), [0, 1]),

@@ -10,11 +10,13 @@ from ._version import __version__
 from ._kernels import get_num_threads, set_num_threads
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
+from ._linear import linear_cross_entropy
 from ._modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 
 __all__ = [
     "__version__",
     "cross_entropy",
+    "linear_cross_entropy",
     "nll_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -28,6 +30,10 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "get_include",
+    "get_compile_args",
+    "get_link_args",
+    "get_simd_path",
+    "get_simd_paths",
 ]
 
 
@@ -42,3 +48,117 @@ def get_include() -> str:
     True
     """
     return _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "include")
+
+
+def get_compile_args(simd: str | None = None) -> list[str]:
+    """The compiler flags of fastxent's own kernel module, for a downstream C
+    extension that cimports ``fastxent.kernels``: with them it runs the same
+    kernels at fastxent's speed and gets bitwise fastxent's results.
+
+    The flags include OpenMP's, and ``-ffp-contract=fast``, which changes
+    results in the last bit where the instruction set has FMA.
+
+    Parameters
+    ----------
+    simd : str, optional
+        The kernel module whose flags to return, one of :func:`get_simd_paths`
+        ("baseline", and "avx2" on x86-64); None is the one fastxent runs on
+        this CPU (:func:`get_simd_path`).
+
+    Returns
+    -------
+    list of str
+        The flags, to pass as ``extra_compile_args`` of a setuptools
+        ``Extension``.
+
+    Raises
+    ------
+    RuntimeError
+        This fastxent was not built by its own setup.py (no record of the flags).
+    ValueError
+        ``simd`` is not one of this build's kernel modules.
+
+    Notes
+    -----
+    An extension built with the flags of "avx2" runs only on CPUs with AVX2 and
+    FMA.  A package that ships binaries builds one module per path and imports
+    the one fastxent chose::
+
+        # setup.py
+        Extension(f"mypkg._ext_{simd}", ["mypkg/_ext.pyx"],
+                  include_dirs=[fastxent.get_include()],
+                  extra_compile_args=fastxent.get_compile_args(simd),
+                  extra_link_args=fastxent.get_link_args(simd))
+        for simd in fastxent.get_simd_paths()
+        # mypkg/__init__.py
+        _ext = importlib.import_module(f"mypkg._ext_{fastxent.get_simd_path()}")
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> "-ffp-contract=fast" in fastxent.get_compile_args("baseline")
+    True
+    """
+    from ._info import compile_args
+    return compile_args(simd)
+
+
+def get_link_args(simd: str | None = None) -> list[str]:
+    """The linker flags that go with :func:`get_compile_args` (OpenMP's).
+
+    Parameters
+    ----------
+    simd : str, optional
+        The kernel module, as for :func:`get_compile_args`.
+
+    Returns
+    -------
+    list of str
+        The flags, to pass as ``extra_link_args`` of a setuptools ``Extension``.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> isinstance(fastxent.get_link_args(), list)
+    True
+    """
+    from ._info import link_args
+    return link_args(simd)
+
+
+def get_simd_path() -> str:
+    """The kernel module fastxent runs on this CPU.
+
+    Returns
+    -------
+    str
+        "baseline" or "avx2": the best this CPU runs, unless ``FASTXENT_SIMD``
+        chose one.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> fastxent.get_simd_path() in fastxent.get_simd_paths()
+    True
+    """
+    from ._kernels import simd_path
+    return simd_path
+
+
+def get_simd_paths() -> list[str]:
+    """The kernel modules of this build.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["baseline", "avx2"]`` on x86-64: one downstream module per
+        entry covers every CPU (see :func:`get_compile_args`).
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> "baseline" in fastxent.get_simd_paths()
+    True
+    """
+    from ._info import simd_paths_compiled
+    return simd_paths_compiled()

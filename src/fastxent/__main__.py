@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     bench = sub.add_parser(
         "bench", help="time fastxent against NumPy (and PyTorch) on the standard workloads",
         description="Time fastxent against its NumPy baseline and PyTorch (where installed) "
-                    "on the workloads W1-W5, loss and loss+grad, at each thread count. "
+                    "on the workloads W1-W5, loss and loss+grad, at each thread count, "
+                    "then W6: linear_cross_entropy against materialized logits and PyTorch. "
                     "The table goes to stdout, progress to stderr.")
     bench.add_argument("--quick", action="store_true",
                        help="W1 float32, W2, W4 and W5 only, fewer repeats (well under a minute)")

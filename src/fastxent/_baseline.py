@@ -1,4 +1,4 @@
-"""Plain-NumPy twins of fastxent's functions: the benchmark baseline and a test oracle.
+"""Plain-NumPy twins of fastxent's functions: the benchmark baseline.
 
 Each twin is written the way a careful NumPy user would write it, in the input's
 dtype: shift by the maximum, ``exp``, ``sum``, ``log``; the gradient as softmax
@@ -7,7 +7,9 @@ that is the natural thing to do, so the baseline is fair, not a straw man.
 
 They cover what the benchmark workloads call (see ``_workloads.py``) and take the
 same arguments as fastxent's functions, minus ``weight``, ``ignore_index``,
-``label_smoothing``, ``grad_output``, ``out`` and ``n_threads``.
+``label_smoothing``, ``grad_output``, ``out`` and ``n_threads``.  The bench judges
+fastxent by them, so tests/test_workloads.py checks them against the tests' float64
+oracle (tests/reference.py); they are no oracle themselves.
 """
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from . import _info, _kernels
-from ._workloads import OPS, WORKLOADS, available, disagreement, runner, time_median, torch_runner
+from ._workloads import (OPS, WORKLOADS, available, disagreement, impl_of, runner, time_median,
+                         torch_runner)
 
 REPEAT = {"full": 5, "quick": 3}
 COLUMNS = ("workload", "op", "threads", "fastxent ms", "numpy ms", "torch ms",
@@ -27,12 +28,17 @@ class BenchError(Exception):
 
 
 def parse_threads(text: str) -> list:
+    """``--threads``: thread counts from 1 to the most one fastxent call runs
+    (``_kernels.MAX_THREADS``), which also keeps PyTorch and OpenMP from being
+    asked for a million threads."""
     try:
         threads = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         threads = []
-    if not threads or min(threads) < 1:
-        raise ValueError(f"--threads takes positive integers separated by commas, got {text!r}")
+    cap = _kernels.MAX_THREADS
+    if not threads or min(threads) < 1 or max(threads) > cap:
+        raise ValueError(f"--threads takes integers from 1 to {cap} (the most threads a fastxent "
+                         f"call runs) separated by commas, got {text!r}")
     return threads
 
 
@@ -94,17 +100,24 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
         label = wl.label(dtype, tiny)
         progress(f"[{i}/{len(jobs)}] {label}:")
         t0 = time.perf_counter()
-        missing = sorted({wl.function(op) for op in wl.ops if not available(wl.function(op))})
+        missing = sorted({wl.function(op) for op in wl.ops
+                          if impl_of(op) == "fastxent" and not available(wl.function(op))})
         if missing:
             notes.append(f"{label}: skipped, this build of fastxent has no {', '.join(missing)}")
             progress(" skipped\n")
             continue
+        ops = [op for op in wl.ops if impl_of(op) == "fastxent"
+               or available(wl.function(op), impl_of(op))]
+        if len(ops) < len(wl.ops):
+            notes.append(f"{label}: {', '.join(op for op in wl.ops if op not in ops)} not timed "
+                         f"(the peer library does not import)")
         progress(" data")
         x, target = wl.make(dtype, tiny=tiny)
 
         progress(", check")
-        for op in wl.ops:
-            problem = disagreement(wl.function(op), wl, x, target, return_grad=OPS[op][1])
+        for op in ops:
+            problem = disagreement(wl.function(op), wl, x, target, return_grad=OPS[op][1],
+                                   impl=impl_of(op))
             if problem:
                 progress(" FAILED\n")
                 raise BenchError(f"{label}, {op}: {problem}")
@@ -117,12 +130,13 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
         floors.append((label, copy_floor, exp_floor))
 
         torch = _import_torch()
-        for op in wl.ops:
+        for op in ops:
             progress(f", {op}")
-            function, grad = wl.function(op), OPS[op][1]
-            t_numpy = time_median(runner("numpy", function, wl, x, target, return_grad=grad), repeat)
+            function, grad, impl = wl.function(op), OPS[op][1], impl_of(op)
+            t_numpy = None if impl != "fastxent" else time_median(
+                runner("numpy", function, wl, x, target, return_grad=grad), repeat)
             for n in threads:
-                t_fast = time_median(runner("fastxent", function, wl, x, target, return_grad=grad,
+                t_fast = time_median(runner(impl, function, wl, x, target, return_grad=grad,
                                             n_threads=n), repeat)
                 t_torch = None
                 if torch is not None:
@@ -144,6 +158,8 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
     print(file=out)
     print(_table(rows), file=out)
     print(file=out)
+    print("torch fwd+bwd: fastxent.torch's loss on tensors, forward and backward(), against "
+          "torch.nn.functional's\n(the fastxent column is the adapter's time).", file=out)
     print("vs numpy, vs torch: how many times faster fastxent is (their time / fastxent's). "
           "The NumPy baseline\n(fastxent/_baseline.py) runs on one thread at every thread count. "
           "/copy, /exp: fastxent's time\nover the workload's floor: np.copyto of the logits, "
@@ -156,3 +172,7 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, out=None, err=Non
                   file=out)
     for note in notes:
         print(f"note: {note}", file=out)
+
+    # W6, linear_cross_entropy: a section of its own (three ways, peak memory)
+    from ._bench_linear import run_section
+    run_section(quick=quick, threads=threads, repeat=repeat, tiny=tiny, torch=torch, out=out, err=err)

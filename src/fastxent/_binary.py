@@ -9,7 +9,10 @@ from . import _args
 from ._kernels import kernels, resolve_threads
 
 if TYPE_CHECKING:
-    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Scalar
+    from typing_extensions import Unpack
+
+    from ._typing import (Array, ArrayInput, BCEWithLogitsOptions, GradOptions, Loss, LossAndGrad,
+                          Reduced, Reduction, Scalar)
 
 
 def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
@@ -23,19 +26,24 @@ def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
 
 def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
             grad_output, out, n_threads):
-    """Both binary losses: one argument check, one kernel call."""
-    x, result_dtype = _args.as_input(input)
-    reduction = _args.check_reduction(reduction)
+    """Both binary losses: one argument check, one kernel call.
+
+    The options (``weight``, ``pos_weight``, ``reduction``, ``return_grad``,
+    ``n_threads``) come checked by ``_args``' option checks: per call from the
+    functions, once per assignment from the loss classes.
+    """
+    xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
-    t = _args.as_real_array(target, "target", x.dtype)
-    if t.shape != x.shape:
-        raise ValueError(f"target must have the input's shape {x.shape}, got target {t.shape}")
+    tv = _args.real_array(target, "target")
+    if tv.shape != x.shape:
+        raise ValueError(f"target must have the input's shape {x.shape}, got target {tv.shape}")
+    t = _args.as_real_array(tv, x.dtype)
     w, w_dims, w_strides = _args.broadcast_operand(weight, "weight", x.shape, x.dtype)
     pw, pw_dims, pw_strides = _args.broadcast_operand(pos_weight, "pos_weight", x.shape, x.dtype)
 
-    g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
-                                               x.size, x, result_dtype,
-                                               input, t, w, pw, weight, pos_weight, grad_output)
+    g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
+                                             x.size, x, result_dtype,
+                                             (xv, x, tv, t, weight, w, pos_weight, pw))
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
@@ -48,36 +56,32 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     if bad_t:
         raise _not_probabilities("target", t, bad_t)
 
-    return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, out_to)
+    return _args.finish(total, loss_out, x.size, reduction, result_dtype, g, grad)
 
 
+# For type checkers, as for cross_entropy.
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                         reduction: Literal["mean", "sum"] = ..., return_grad: Literal[False] = ...,
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> Scalar: ...
+                         reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                         **options: Unpack[GradOptions]) -> Scalar: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                          reduction: Literal["none"], return_grad: Literal[False] = ...,
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> Array: ...
+                         **options: Unpack[GradOptions]) -> Array: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                         reduction: Literal["mean", "sum"] = ..., return_grad: Literal[True],
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+                         reduction: Reduced = ..., return_grad: Literal[True],
+                         **options: Unpack[GradOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                          reduction: Literal["none"], return_grad: Literal[True],
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> tuple[Array, Array]: ...
+                         **options: Unpack[GradOptions]) -> tuple[Array, Array]: ...
 @overload
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                         reduction: str = ..., return_grad: bool = ...,
-                         grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                         n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+                         reduction: Reduction = ..., return_grad: bool = ...,
+                         **options: Unpack[GradOptions]) -> Loss | LossAndGrad: ...
 def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
-                         reduction: str = "mean", return_grad: bool = False,
+                         reduction: Reduction = "mean", return_grad: bool = False,
                          grad_output: ArrayInput | None = None, out: Array | None = None,
                          n_threads: int | None = None) -> Loss | LossAndGrad:
     """Binary cross-entropy between probabilities and targets, as
@@ -105,7 +109,11 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInp
     grad_output : array_like, optional
         The upstream gradient: a scalar for "mean"/"sum", ``input``'s shape for "none".
     out : ndarray, optional
-        A C-contiguous, writeable array of ``input``'s shape and dtype for the gradient.
+        A C-contiguous, writeable array of ``input``'s shape and dtype for the
+        gradient, sharing memory with no other argument (an ndarray subclass such
+        as ``np.memmap`` is written through and returned).  Nothing is written to
+        it unless every argument passes its checks, but for the [0, 1] check of
+        the values, made in the kernel's one pass (see Raises).
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`).
 
@@ -133,43 +141,39 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInp
     >>> float(fastxent.binary_cross_entropy([0.], [1.], reduction="sum"))   # log clamped
     100.0
     """
-    return _binary(False, input, target, weight, None, reduction, return_grad,
-                   grad_output, out, n_threads)
+    return _binary(False, input, target, _args.real_array_option(weight, "weight"), None,
+                   _args.check_reduction(reduction), _args.check_bool(return_grad, "return_grad"),
+                   grad_output, out, _args.threads_option(n_threads))
 
 
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
-                                     reduction: Literal["mean", "sum"] = ..., return_grad: Literal[False] = ...,
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> Scalar: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
+                                     reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                                     **options: Unpack[BCEWithLogitsOptions]) -> Scalar: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
                                      reduction: Literal["none"], return_grad: Literal[False] = ...,
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> Array: ...
+                                     **options: Unpack[BCEWithLogitsOptions]) -> Array: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
-                                     reduction: Literal["mean", "sum"] = ..., return_grad: Literal[True],
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
+                                     reduction: Reduced = ..., return_grad: Literal[True],
+                                     **options: Unpack[BCEWithLogitsOptions]) -> tuple[Scalar, Array]: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
                                      reduction: Literal["none"], return_grad: Literal[True],
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> tuple[Array, Array]: ...
+                                     **options: Unpack[BCEWithLogitsOptions]) -> tuple[Array, Array]: ...
 @overload
-def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                                     pos_weight: ArrayInput | None = ...,
-                                     reduction: str = ..., return_grad: bool = ...,
-                                     grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                                     n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
+                                     weight: ArrayInput | None = ..., *,
+                                     reduction: Reduction = ..., return_grad: bool = ...,
+                                     **options: Unpack[BCEWithLogitsOptions]) -> Loss | LossAndGrad: ...
 def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
                                      weight: ArrayInput | None = None, *,
-                                     pos_weight: ArrayInput | None = None, reduction: str = "mean",
+                                     pos_weight: ArrayInput | None = None, reduction: Reduction = "mean",
                                      return_grad: bool = False,
                                      grad_output: ArrayInput | None = None, out: Array | None = None,
                                      n_threads: int | None = None) -> Loss | LossAndGrad:
@@ -219,5 +223,7 @@ def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
     >>> grad
     array([ 0.125, -0.25 , -0.25 ,  0.125], dtype=float32)
     """
-    return _binary(True, input, target, weight, pos_weight, reduction, return_grad,
-                   grad_output, out, n_threads)
+    return _binary(True, input, target, _args.real_array_option(weight, "weight"),
+                   _args.real_array_option(pos_weight, "pos_weight"), _args.check_reduction(reduction),
+                   _args.check_bool(return_grad, "return_grad"), grad_output, out,
+                   _args.threads_option(n_threads))

@@ -25,6 +25,32 @@ def build_info() -> dict:
     return dict(BUILD_INFO)
 
 
+def compile_args(simd: str | None = None) -> list:
+    """The compiler flags kernel module ``simd`` was built with (see
+    fastxent.get_compile_args)."""
+    return _recorded_args("compile_args", simd)
+
+
+def link_args(simd: str | None = None) -> list:
+    """The linker flags kernel module ``simd`` was built with (see
+    fastxent.get_link_args)."""
+    return _recorded_args("link_args", simd)
+
+
+def _recorded_args(key: str, simd: str | None) -> list:
+    info = build_info()
+    if key not in info:
+        raise RuntimeError(f"this fastxent ({os.path.dirname(os.path.abspath(__file__))}) has no "
+                           f"record of its build flags: it was not built by fastxent's setup.py, "
+                           f"or by an older one")
+    paths = simd_paths_compiled()
+    path = _kernels.simd_path if simd is None else simd
+    if path not in paths or f"_kernels_{path}" not in info[key]:
+        raise ValueError(f"simd must be None or one of {', '.join(map(repr, paths))} "
+                         f"(the kernel modules of this build), got {simd!r}")
+    return list(info[key][f"_kernels_{path}"])
+
+
 def simd_paths_compiled() -> list:
     """The kernel modules of this installation, e.g. ["baseline", "avx2"]."""
     return [p for p in ("baseline", "avx2")

@@ -8,10 +8,9 @@ overrides the choice, e.g. to test both paths on one machine.
 from __future__ import annotations
 
 import os
-import operator
 from types import ModuleType
 
-from . import _kernels_baseline
+from . import _args, _kernels_baseline
 
 _CHOICES = ("auto", "baseline", "avx2")
 
@@ -36,14 +35,22 @@ def _select() -> tuple[ModuleType, str]:
 kernels, simd_path = _select()
 
 _num_threads: int | None = None     # set_num_threads's value, None until called
+_omp_floor = 0                      # OpenMP counts below this are limits (see get_num_threads)
+
+# OpenMP's thread count in the thread that imported fastxent: its default
+# (OMP_NUM_THREADS where set).
+_omp_default = _kernels_baseline.omp_max_threads()
 
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads fastxent uses when a call passes ``n_threads=None``.
 
-    It also sets OpenMP's thread count of the calling thread (as
-    ``omp_set_num_threads`` does), so that more threads than OpenMP's default
-    can be asked for.
+    The setting is process-wide: every Python thread sees it.  It is fastxent's
+    own: OpenMP's thread count, and with it that of other libraries sharing the
+    OpenMP runtime (PyTorch on Linux), is left alone; the count is passed to each
+    parallel region instead.  It overrides an OpenMP count lowered before the
+    call (``torch.set_num_threads(1)``, say); a limit set afterwards, such as
+    ``threadpoolctl.threadpool_limits``, applies (see :func:`get_num_threads`).
 
     Examples
     --------
@@ -52,32 +59,27 @@ def set_num_threads(n: int) -> None:
     >>> fastxent.get_num_threads()
     1
     """
-    global _num_threads
-    _num_threads = _check_threads(n)
-    _kernels_baseline.omp_set_num_threads(min(_num_threads, MAX_THREADS))   # a C int
+    global _num_threads, _omp_floor
+    _num_threads = _args.check_threads(n)
+    _omp_floor = min(_omp_default, _kernels_baseline.omp_max_threads())
 
 
 def get_num_threads() -> int:
     """The number of threads a call with ``n_threads=None`` uses.
 
-    OpenMP's current setting (its default honours ``OMP_NUM_THREADS``), capped by
-    :func:`set_num_threads`.  Limits set through OpenMP in the calling thread, such
-    as ``threadpoolctl.threadpool_limits(1)``, therefore always apply.  (PyTorch
-    shares the OpenMP runtime on Linux: ``torch.set_num_threads(k)`` limits
-    fastxent to ``k`` as well.)
+    Without :func:`set_num_threads`, OpenMP's current count in the calling thread
+    (its default honours ``OMP_NUM_THREADS``; ``threadpoolctl.threadpool_limits``
+    and, PyTorch sharing the OpenMP runtime on Linux, ``torch.set_num_threads``
+    change it).  With it, its value, capped by a limit set through OpenMP in the
+    calling thread: an OpenMP count below both the default fastxent saw at import
+    and the count in force when :func:`set_num_threads` was called.  A limit at
+    or above those cannot be told from no limit, and does not lower a larger
+    :func:`set_num_threads`.
     """
     omp = _kernels_baseline.omp_max_threads()
-    return omp if _num_threads is None else min(_num_threads, omp)
-
-
-def _check_threads(n) -> int:
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"n_threads must be an integer >= 1 or None, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"n_threads must be an integer >= 1 or None, got {n}")
-    return n
+    if _num_threads is None:
+        return omp
+    return min(_num_threads, omp) if omp < _omp_floor else _num_threads
 
 
 # The most threads one call starts.  Results do not depend on the count, so the
@@ -106,10 +108,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def resolve_threads(n_threads) -> int:
-    """The thread count of one call."""
+def resolve_threads(n_threads: int | None) -> int:
+    """The thread count of one call, from a checked ``n_threads``
+    (:func:`fastxent._args.threads_option`)."""
     global _ran_parallel
-    n = get_num_threads() if n_threads is None else _check_threads(n_threads)
+    n = get_num_threads() if n_threads is None else n_threads
     if _serial_after_fork:
         return 1
     if n > 1:

@@ -1,50 +1,109 @@
-"""Loss classes that mirror PyTorch's modules: options at construction, data at call."""
+"""Loss classes that mirror PyTorch's modules: options at construction, data at call.
+
+Each option is a real attribute (an ``_Option`` descriptor): assigning it runs
+the same check of ``_args`` that the loss functions run on every call, so a bad
+value is refused where it is written, with the same TypeError or ValueError,
+and the checked value is stored.  A call hands the stored values straight to
+the functions' common body (``_multiclass._multiclass``, ``_binary._binary``),
+so nothing is checked twice; an assignment takes effect on the next call, as in
+PyTorch.  The classes have ``__slots__``: a misspelled option
+(``loss_fn.label_smothing = 0.1``) is an AttributeError, not a silent no-op.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Literal, overload
+from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar, overload
 
 from . import _args
-from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
-from ._multiclass import cross_entropy, nll_loss
+from ._binary import _binary
+from ._multiclass import _multiclass
 
 if TYPE_CHECKING:
-    from ._typing import Array, ArrayInput, Loss, LossAndGrad
+    from numpy.typing import NDArray
+
+    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Reduction
+
+_Set = TypeVar("_Set")
+_Get = TypeVar("_Get")
+
+
+class _Option(Generic[_Set, _Get]):
+    """An option of a loss class, checked on assignment and stored checked in the
+    slot ``_<name>``.  ``_Set`` is what may be assigned, ``_Get`` what is read back.
+    ``summary`` and an example assignment (``value`` as typed, ``shown`` as read
+    back) make the attribute's docstring, shown in the API reference."""
+
+    def __init__(self, check: Callable[[Any, str], Any], summary: str, value: str,
+                 shown: str) -> None:
+        self.check = check
+        self.name = self.slot = ""
+        self._doc = (summary, value, shown)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.slot = "_" + name
+        summary, value, shown = self._doc
+        cls = "BCELoss" if owner.__name__.startswith("_") else owner.__name__
+        self.__doc__ = (
+            f"{summary}\n\nChecked when assigned (the function's TypeError or ValueError), "
+            f"used by the next call.\n\nExamples\n--------\n>>> import fastxent\n"
+            f">>> loss_fn = fastxent.{cls}()\n>>> loss_fn.{name} = {value}\n"
+            f">>> loss_fn.{name}\n{shown}\n")
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> _Option[_Set, _Get]: ...
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> _Get: ...
+    def __get__(self, obj: object, owner: Optional[type] = None) -> Any:
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj: object, value: _Set) -> None:
+        setattr(obj, self.slot, self.check(value, self.name))
 
 
 class _Loss:
-    _function: Callable[..., Any]
-    _options: tuple = ()
+    """What the four loss classes share: ``reduction``, ``n_threads``, the call and the repr."""
 
-    def __init__(self, weight: ArrayInput | None = None, **options: Any) -> None:
-        if "reduction" in options:
-            _args.check_reduction(options["reduction"])
-        self.weight = weight
-        self._kw = options
+    __slots__ = ("_reduction", "_n_threads")
+    _options: tuple[str, ...] = ()
+    _reduction: Reduction                 # the checked values, in the slots
+    _n_threads: Optional[int]
+
+    reduction: _Option[Reduction, Reduction] = _Option(
+        _args.check_reduction, '``"mean"``, ``"sum"`` or ``"none"``, as for the function.', '"sum"', "'sum'")
+    n_threads: _Option[Optional[int], Optional[int]] = _Option(
+        _args.threads_option, "Threads of each call; None for :func:`fastxent.get_num_threads`.", "2", "2")
 
     @overload
-    def __call__(self, input: ArrayInput, target: ArrayInput, return_grad: Literal[False] = ...,
+    def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: Literal[False] = ...,
                  grad_output: ArrayInput | None = ..., out: Array | None = ...) -> Loss: ...
     @overload
-    def __call__(self, input: ArrayInput, target: ArrayInput, return_grad: Literal[True],
+    def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: Literal[True],
                  grad_output: ArrayInput | None = ..., out: Array | None = ...) -> LossAndGrad: ...
-    def __call__(self, input: ArrayInput, target: ArrayInput, return_grad: bool = False,
+    @overload
+    def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: bool,
+                 grad_output: ArrayInput | None = ...,
+                 out: Array | None = ...) -> Loss | LossAndGrad: ...
+    def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: bool = False,
                  grad_output: ArrayInput | None = None, out: Array | None = None) -> Loss | LossAndGrad:
-        return type(self)._function(input, target, self.weight, return_grad=return_grad,
-                                    grad_output=grad_output, out=out, **self._kw)
+        """The loss of ``input`` against ``target`` with this object's options;
+        ``return_grad``, ``grad_output`` and ``out`` (keyword-only) as for the function."""
+        return self._run(input, target, _args.check_bool(return_grad, "return_grad"),
+                         grad_output, out)
 
-    def __getattr__(self, name: str) -> Any:
-        kw = self.__dict__.get("_kw", {})
-        if name in kw:
-            return kw[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any,
+             out: Any) -> Any:
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self._kw.items())
-        return f"{type(self).__name__}({'weight=..., ' if self.weight is not None else ''}{opts})"
+        # array options as "...": a weight per class can be long
+        values = ((name, getattr(self, name)) for name in self._options)
+        opts = ", ".join(f"{name}={'...' if hasattr(v, 'shape') else repr(v)}" for name, v in values)
+        return f"{type(self).__name__}({opts})"
 
 
 class CrossEntropyLoss(_Loss):
-    """:func:`fastxent.cross_entropy` with its options fixed, like ``torch.nn.CrossEntropyLoss``.
+    """:func:`fastxent.cross_entropy` with its options as attributes, like
+    ``torch.nn.CrossEntropyLoss``.
 
     Examples
     --------
@@ -52,30 +111,77 @@ class CrossEntropyLoss(_Loss):
     >>> loss_fn = fastxent.CrossEntropyLoss(weight=[1.3, 2.0])
     >>> round(float(loss_fn([[1.3, 2.0], [1.3, 2.0]], [1, 1])), 4)
     0.4032
+    >>> loss_fn.reduction = "sum"                 # checked here, used by the next call
+    >>> round(float(loss_fn([[1.3, 2.0], [1.3, 2.0]], [1, 1])), 4)
+    1.6127
     """
-    _function = staticmethod(cross_entropy)
+    __slots__ = ("_weight", "_ignore_index", "_label_smoothing", "_axis")
+    _weight: Optional[NDArray[Any]]
+    _ignore_index: int
+    _label_smoothing: float
+    _axis: Optional[int]
+    _options = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "n_threads")
+
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.class_weight_option, "A weight per class, shape ``(C,)``, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+    ignore_index: _Option[int, int] = _Option(
+        _args.check_int64, "Class-index targets equal to it add nothing.", "-1", "-1")
+    label_smoothing: _Option[float, float] = _Option(
+        _args.check_label_smoothing, "A float in [0, 1].", "0.1", "0.1")
+    axis: _Option[Optional[int], Optional[int]] = _Option(
+        _args.axis_option, "The class axis; None for PyTorch's convention.", "-1", "-1")
 
     def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
-                 reduction: str = "mean", label_smoothing: float = 0.0, axis: int | None = None,
-                 n_threads: int | None = None) -> None:
-        _args.check_label_smoothing(label_smoothing)
-        super().__init__(weight, ignore_index=ignore_index, reduction=reduction,
-                         label_smoothing=label_smoothing, axis=axis, n_threads=n_threads)
+                 reduction: Reduction = "mean", label_smoothing: float = 0.0,
+                 axis: int | None = None, n_threads: int | None = None) -> None:
+        self.weight = weight
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.label_smoothing = label_smoothing
+        self.axis = axis
+        self.n_threads = n_threads
+
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+        return _multiclass("xent", input, target, self._weight, self._ignore_index,
+                           self._reduction, self._label_smoothing, self._axis, return_grad,
+                           grad_output, out, self._n_threads)
 
 
 class NLLLoss(_Loss):
-    """:func:`fastxent.nll_loss` with its options fixed, like ``torch.nn.NLLLoss``."""
-    _function = staticmethod(nll_loss)
+    """:func:`fastxent.nll_loss` with its options as attributes, like ``torch.nn.NLLLoss``."""
+    __slots__ = ("_weight", "_ignore_index", "_axis")
+    _weight: Optional[NDArray[Any]]
+    _ignore_index: int
+    _axis: Optional[int]
+    _options = ("weight", "ignore_index", "reduction", "axis", "n_threads")
+
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.class_weight_option, "A weight per class, shape ``(C,)``, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+    ignore_index: _Option[int, int] = _Option(
+        _args.check_int64, "Class-index targets equal to it add nothing.", "-1", "-1")
+    axis: _Option[Optional[int], Optional[int]] = _Option(
+        _args.axis_option, "The class axis; None for PyTorch's convention.", "-1", "-1")
 
     def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
-                 reduction: str = "mean", axis: int | None = None,
+                 reduction: Reduction = "mean", axis: int | None = None,
                  n_threads: int | None = None) -> None:
-        super().__init__(weight, ignore_index=ignore_index, reduction=reduction, axis=axis,
-                         n_threads=n_threads)
+        self.weight = weight
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.axis = axis
+        self.n_threads = n_threads
+
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+        return _multiclass("nll", input, target, self._weight, self._ignore_index,
+                           self._reduction, 0.0, self._axis, return_grad, grad_output, out,
+                           self._n_threads)
 
 
 class BCELoss(_Loss):
-    """:func:`fastxent.binary_cross_entropy` with its options fixed, like ``torch.nn.BCELoss``.
+    """:func:`fastxent.binary_cross_entropy` with its options as attributes, like
+    ``torch.nn.BCELoss``.
 
     Examples
     --------
@@ -84,16 +190,28 @@ class BCELoss(_Loss):
     >>> round(float(loss_fn([0.9, 0.2], [1., 0.])), 4)
     0.3285
     """
-    _function = staticmethod(binary_cross_entropy)
+    __slots__ = ("_weight",)
+    _weight: Optional[NDArray[Any]]
+    _options = ("weight", "reduction", "n_threads")
 
-    def __init__(self, weight: ArrayInput | None = None, *, reduction: str = "mean",
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.real_array_option, "Weights that broadcast to the input, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+
+    def __init__(self, weight: ArrayInput | None = None, *, reduction: Reduction = "mean",
                  n_threads: int | None = None) -> None:
-        super().__init__(weight, reduction=reduction, n_threads=n_threads)
+        self.weight = weight
+        self.reduction = reduction
+        self.n_threads = n_threads
+
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+        return _binary(False, input, target, self._weight, None, self._reduction, return_grad,
+                       grad_output, out, self._n_threads)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """:func:`fastxent.binary_cross_entropy_with_logits` with its options fixed, like
-    ``torch.nn.BCEWithLogitsLoss``.
+    """:func:`fastxent.binary_cross_entropy_with_logits` with its options as attributes,
+    like ``torch.nn.BCEWithLogitsLoss``.
 
     Examples
     --------
@@ -102,8 +220,25 @@ class BCEWithLogitsLoss(_Loss):
     >>> round(float(loss_fn(np.full((2, 3), 1.0), np.ones((2, 3)))), 4)
     0.3133
     """
-    _function = staticmethod(binary_cross_entropy_with_logits)
+    __slots__ = ("_weight", "_pos_weight")
+    _weight: Optional[NDArray[Any]]
+    _pos_weight: Optional[NDArray[Any]]
+    _options = ("weight", "pos_weight", "reduction", "n_threads")
+
+    weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.real_array_option, "Weights that broadcast to the input, or None.", "[1.0, 2.0]",
+        "array([1., 2.])")
+    pos_weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
+        _args.real_array_option, "Weights of the positive term that broadcast to the input, or None.",
+        "[1.0, 2.0]", "array([1., 2.])")
 
     def __init__(self, weight: ArrayInput | None = None, *, pos_weight: ArrayInput | None = None,
-                 reduction: str = "mean", n_threads: int | None = None) -> None:
-        super().__init__(weight, pos_weight=pos_weight, reduction=reduction, n_threads=n_threads)
+                 reduction: Reduction = "mean", n_threads: int | None = None) -> None:
+        self.weight = weight
+        self.pos_weight = pos_weight
+        self.reduction = reduction
+        self.n_threads = n_threads
+
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+        return _binary(True, input, target, self._weight, self._pos_weight, self._reduction,
+                       return_grad, grad_output, out, self._n_threads)

@@ -5,11 +5,14 @@ from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
-from . import _args
+from . import _args, _lse
 from ._kernels import kernels, resolve_threads
 
 if TYPE_CHECKING:
-    from ._typing import Array, ArrayInput, Loss, LossAndGrad, Scalar
+    from typing_extensions import Unpack
+
+    from ._typing import (Array, ArrayInput, CrossEntropyOptions, Loss, LossAndGrad, NLLOptions,
+                          Reduced, Reduction, Scalar)
 
 
 def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
@@ -25,13 +28,15 @@ def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
     return y, (w_kept if w is not None else float(n_kept))
 
 
-def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoothing,
-                axis, return_grad, grad_output, out, n_threads):
-    """cross_entropy and nll_loss: one argument check, one kernel call."""
-    x, result_dtype = _args.as_input(input)
-    reduction = _args.check_reduction(reduction)
-    eps = _args.check_label_smoothing(label_smoothing) if kind == "xent" else 0.0
-    ignore_index = _args.check_int64(ignore_index, "ignore_index")
+def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis, return_grad,
+                grad_output, out, n_threads):
+    """cross_entropy and nll_loss: one argument check, one kernel call.
+
+    The options (``weight`` to ``n_threads`` but ``grad_output`` and ``out``) come
+    checked by ``_args``' option checks: per call from the functions, once per
+    assignment from the loss classes.
+    """
+    xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
     ax = _args.class_axis(axis, x.ndim)
     n_outer, C, inner = _args.split_shape(x.shape, ax)
@@ -44,8 +49,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
         t = None
     elif tgt.dtype.kind == "f" and kind == "xent":
         if tgt.shape != x.shape:
-            raise ValueError(
-                f"target of class probabilities must have the input's shape {x.shape}, got {tgt.shape}")
+            raise _args.probability_target_shape_error(tgt.shape, x.shape, sample_shape)
         y, t = None, np.ascontiguousarray(tgt, dtype=x.dtype)
         denom = float(n_outer * inner) if x.size else 0.0   # PyTorch: an empty input's mean is NaN
     elif kind == "nll":
@@ -54,9 +58,9 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
         raise TypeError(
             f"target must be integer class indices or floating class probabilities, got dtype {tgt.dtype}")
 
-    g, out_to, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
-                                               sample_shape, denom, x, result_dtype,
-                                               input, tgt, w, weight, grad_output)
+    g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
+                                             sample_shape, denom, x, result_dtype,
+                                             (xv, x, tgt, y, t, weight, w))
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
@@ -71,48 +75,35 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
                             ignore_index=ignore_index, w=w, loss_out=flat(loss_out), grad=flat(g),
                             gout=gout, gscale=gscale, n_threads=nt)
 
-    return _args.finish(total, loss_out, denom, reduction, result_dtype, g, out_to)
+    return _args.finish(total, loss_out, denom, reduction, result_dtype, g, grad)
 
 
 # For type checkers: a reduced loss is a NumPy scalar, reduction="none" an
-# array, and return_grad=True makes the result a (loss, grad) tuple.
+# array, and return_grad=True makes the result a (loss, grad) tuple; the last
+# overload is for values known only at run time.  The options that leave the
+# type alone are a TypedDict (fastxent._typing), to keep each overload short.
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[False] = ...,
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> Scalar: ...
+                  reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Scalar: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["none"],
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[False] = ...,
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> Array: ...
+                  reduction: Literal["none"], return_grad: Literal[False] = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Array: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[True],
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+                  reduction: Reduced = ..., return_grad: Literal[True],
+                  **options: Unpack[CrossEntropyOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: Literal["none"],
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: Literal[True],
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> tuple[Array, Array]: ...
+                  reduction: Literal["none"], return_grad: Literal[True],
+                  **options: Unpack[CrossEntropyOptions]) -> tuple[Array, Array]: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  ignore_index: int = ..., reduction: str = ...,
-                  label_smoothing: float = ...,
-                  axis: int | None = ..., return_grad: bool = ...,
-                  grad_output: ArrayInput | None = ..., out: Array | None = ...,
-                  n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+                  reduction: Reduction = ..., return_grad: bool = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad: ...
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
-                  ignore_index: int = -100, reduction: str = "mean",
+                  ignore_index: int = -100, reduction: Reduction = "mean",
                   label_smoothing: float = 0.0, axis: int | None = None, return_grad: bool = False,
                   grad_output: ArrayInput | None = None, out: Array | None = None,
                   n_threads: int | None = None) -> Loss | LossAndGrad:
@@ -130,16 +121,22 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     ignore_index : int
         Class-index targets equal to it add nothing (default -100).
     reduction : {"mean", "sum", "none"}
+        "mean" divides by the summed weights of the non-ignored targets (the
+        number of samples for probabilities); NaN, loss and gradient, when that
+        is 0, with or without label smoothing, as PyTorch.
     label_smoothing : float in [0, 1]
     axis : int, optional
         The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
     return_grad : bool
         Also return the gradient of the returned loss with respect to ``input``,
-        computed in the same pass.
+        computed in the same pass (True or False: anything else is a TypeError).
     grad_output : array_like, optional
         The upstream gradient: a scalar for "mean"/"sum", the loss's shape for "none".
     out : ndarray, optional
-        A C-contiguous, writeable array of ``input``'s shape and dtype for the gradient.
+        A C-contiguous, writeable array of ``input``'s shape and dtype for the
+        gradient, sharing memory with no other argument (an ndarray subclass such
+        as ``np.memmap`` is written through and returned).  Nothing is written to
+        it unless every argument passes its checks.
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`).
 
@@ -160,43 +157,36 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     >>> fastxent.cross_entropy(logits, np.zeros((2, 5), np.int32), axis=-1).dtype
     dtype('float32')
     """
-    return _multiclass("xent", input, target, weight, ignore_index, reduction, label_smoothing,
-                       axis, return_grad, grad_output, out, n_threads)
+    return _multiclass("xent", input, target, _args.class_weight_option(weight),
+                       _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
+                       _args.check_label_smoothing(label_smoothing), _args.axis_option(axis),
+                       _args.check_bool(return_grad, "return_grad"), grad_output, out,
+                       _args.threads_option(n_threads))
 
 
 # For type checkers, as for cross_entropy.
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-             axis: int | None = ..., return_grad: Literal[False] = ...,
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> Scalar: ...
+             reduction: Reduced = ..., return_grad: Literal[False] = ...,
+             **options: Unpack[NLLOptions]) -> Scalar: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["none"],
-             axis: int | None = ..., return_grad: Literal[False] = ...,
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> Array: ...
+             reduction: Literal["none"], return_grad: Literal[False] = ...,
+             **options: Unpack[NLLOptions]) -> Array: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["mean", "sum"] = ...,
-             axis: int | None = ..., return_grad: Literal[True],
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> tuple[Scalar, Array]: ...
+             reduction: Reduced = ..., return_grad: Literal[True],
+             **options: Unpack[NLLOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: Literal["none"],
-             axis: int | None = ..., return_grad: Literal[True],
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> tuple[Array, Array]: ...
+             reduction: Literal["none"], return_grad: Literal[True],
+             **options: Unpack[NLLOptions]) -> tuple[Array, Array]: ...
 @overload
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-             ignore_index: int = ..., reduction: str = ...,
-             axis: int | None = ..., return_grad: bool = ...,
-             grad_output: ArrayInput | None = ..., out: Array | None = ...,
-             n_threads: int | None = ...) -> Loss | LossAndGrad: ...
+             reduction: Reduction = ..., return_grad: bool = ...,
+             **options: Unpack[NLLOptions]) -> Loss | LossAndGrad: ...
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
-             ignore_index: int = -100, reduction: str = "mean", axis: int | None = None,
+             ignore_index: int = -100, reduction: Reduction = "mean", axis: int | None = None,
              return_grad: bool = False, grad_output: ArrayInput | None = None,
              out: Array | None = None, n_threads: int | None = None) -> Loss | LossAndGrad:
     """Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
@@ -211,56 +201,121 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
     >>> round(float(fastxent.nll_loss(logp, [3])), 4)
     0.4402
     """
-    return _multiclass("nll", input, target, weight, ignore_index, reduction, 0.0,
-                       axis, return_grad, grad_output, out, n_threads)
+    return _multiclass("nll", input, target, _args.class_weight_option(weight),
+                       _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
+                       0.0, _args.axis_option(axis), _args.check_bool(return_grad, "return_grad"),
+                       grad_output, out, _args.threads_option(n_threads))
 
 
-def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
-    a, result_dtype = _args.as_input(x, "x")
-    nt = resolve_threads(n_threads)
-    if axis is None:                       # every element, as one row
-        flat_shape, ax = (a.size,), 0
-    else:
-        ax = _args.check_axis(axis, max(a.ndim, 1))
-        flat_shape = a.shape or (1,)
-    n_outer, C, inner = _args.split_shape(flat_shape, ax)
+def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
+    """The log-sum-exp kernel over a prepared layout: ``lse_out`` per sample and,
+    with ``sign_out``, the sign of the (weighted) sum of exponentials.
+    (``b=`` and ``return_sign=`` join logsumexp's signature with the weighted
+    kernel; until then ``w`` and ``sign_out`` are None.)"""
+    if w is not None or sign_out is not None:
+        raise NotImplementedError("the weighted log-sum-exp kernel is not in this build")
+    kernels.lse_family(x=a, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=kernels.LSE,
+                       lse_out=lse_out, out=None, n_threads=nt)
+
+
+def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,
+                n_threads=None):
+    """logsumexp, softmax and log_softmax with scipy.special's conventions (see _lse)."""
+    xv, a, w, result_dtype = _lse.operands(x, b)
+    nt = resolve_threads(_args.threads_option(n_threads))
+    axes = _lse.reduced_axes(axis, a.ndim)
+    lay = _lse.layout(a.shape, axes)
+    flat = _lse.for_kernels(a, lay)
     if mode == kernels.LSE:
-        res = np.empty(flat_shape[:ax] + flat_shape[ax + 1:], dtype=a.dtype)
-        kernels.lse_family(x=a.reshape(-1), n_outer=n_outer, C=C, inner=inner, mode=mode,
-                           lse_out=res.reshape(-1), out=None, n_threads=nt)
-        if keepdims:
-            # a 0-d x keeps one dimension, as in scipy.special.logsumexp
-            res = res.reshape((1,) * max(a.ndim, 1)) if axis is None else np.expand_dims(res, ax)
+        keepdims = _args.check_bool(keepdims, "keepdims")
+        return_sign = _args.check_bool(return_sign, "return_sign")
+        res = np.empty(lay.n_outer * lay.inner, dtype=a.dtype)
+        sign = np.empty_like(res) if return_sign else None
+        _lse_reduce(flat, None if w is None else _lse.for_kernels(w, lay), lay, res, sign, nt)
+        shape = _lse.reduced_shape(a.shape, axes, keepdims)
+        results = tuple(_lse_result(r.reshape(shape), result_dtype) for r in (res, sign)
+                        if r is not None)
+        return results if return_sign else results[0]
+    buf, copy_to, result = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, (xv, a))
+    if lay.perm is None:
+        kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
+                           lse_out=None, out=buf.reshape(-1), n_threads=nt)
+    else:                                # the reduced axes were moved last: move them back
+        moved = np.empty(a.size, dtype=a.dtype)
+        kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
+                           lse_out=None, out=moved, n_threads=nt)
+        np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
+    if out is not None:
+        return _args.finish_grad(buf, copy_to, result, result_dtype)
+    return _lse_result(buf, result_dtype)
+
+
+def _lse_result(res, result_dtype):
+    """A result in the caller's dtype; a 0-d result as a NumPy scalar, as SciPy."""
+    if res.dtype != result_dtype:
         res = _args.as_result(res, result_dtype)
-        return res[()] if res.ndim == 0 else res
-    res, out_to = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, a, x)
-    kernels.lse_family(x=a.reshape(-1), n_outer=n_outer, C=C, inner=inner, mode=mode,
-                       lse_out=None, out=res.reshape(-1), n_threads=nt)
-    return _args.finish_grad(res, out_to, result_dtype)
+    return res if res.ndim else res[()]
 
 
-def logsumexp(x: ArrayInput, axis: int | None = -1, keepdims: bool = False,
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
               n_threads: int | None = None) -> Scalar | Array:
     """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
-    ``scipy.special.logsumexp`` (``-inf`` entries allowed; ``axis=None``: all).
+    ``scipy.special.logsumexp``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries (masked classes) are allowed.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes summed over; None: all of them.
+    keepdims : bool, default False
+        Keep the reduced axes as axes of length 1.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    lse : NumPy scalar or ndarray
+        Of ``x``'s floating dtype (float64 for integer input), shaped like ``x``
+        without the reduced axes; a NumPy scalar where that shape is ``()``.
 
     Examples
     --------
     >>> import numpy as np, fastxent
     >>> float(fastxent.logsumexp(np.array([1000., 1000.])))  # no overflow
     1000.6931471805599
-    >>> fastxent.logsumexp(np.zeros((2, 3)), axis=0).shape
+    >>> fastxent.logsumexp(np.zeros((2, 3, 4)), axis=(0, 2)).shape
     (3,)
+    >>> float(fastxent.logsumexp([1, 2, 3], axis=None))      # integers: float64
+    3.4076059644443806
     """
     return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
 
 
-def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
+def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
             n_threads: int | None = None) -> Array:
     """``exp(x - logsumexp(x, axis))``, as ``scipy.special.softmax``.
 
-    ``out`` may receive the result (same shape and dtype as ``x``, C-contiguous,
-    not overlapping ``x``).
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries get probability 0.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes normalized over; None: all of them.
+    out : ndarray, optional
+        Receives the result: ``x``'s shape and floating dtype, C-contiguous,
+        writeable, not overlapping ``x``.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    p : ndarray
+        Of ``x``'s shape and floating dtype (float64 for integer input), summing
+        to 1 along ``axis``; ``out`` where given.  A 0-d input gives a NumPy
+        scalar, as SciPy.
 
     Examples
     --------
@@ -271,9 +326,28 @@ def softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
     return _lse_family(kernels.SOFTMAX, x, axis, out=out, n_threads=n_threads)
 
 
-def log_softmax(x: ArrayInput, axis: int | None = -1, out: Array | None = None,
+def log_softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,
                 n_threads: int | None = None) -> Array:
     """``x - logsumexp(x, axis)``, as ``scipy.special.log_softmax``.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64).  ``-inf`` entries stay ``-inf``.
+    axis : int, tuple of ints or None, default -1
+        The axis or axes normalized over; None: all of them.
+    out : ndarray, optional
+        Receives the result: ``x``'s shape and floating dtype, C-contiguous,
+        writeable, not overlapping ``x``.
+    n_threads : int, optional
+        Threads for this call (default :func:`fastxent.get_num_threads`).
+
+    Returns
+    -------
+    logp : ndarray
+        Of ``x``'s shape and floating dtype (float64 for integer input); ``out``
+        where given.  A 0-d input gives a NumPy scalar, as SciPy.
 
     Examples
     --------

@@ -4,21 +4,64 @@ A reduced loss (``"mean"``, ``"sum"``) is a NumPy scalar of the input's dtype;
 ``reduction="none"`` gives an array; gradients are arrays.  Inputs are anything
 NumPy can read: array-likes (sequences, ``__array__``, the buffer protocol) and
 DLPack producers (``__dlpack__``).
+
+The options that do not change the result's type are gathered in TypedDicts,
+so that the overloads of each function (one per result type) stay short: a
+mistyped call lists a few lines, not kilobytes.  ``reduction`` is a Literal
+everywhere: a misspelled one (``"avg"``) is a type error.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Tuple, Union
+import sys
+from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, Sequence, Tuple, TypedDict, Union
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
+
+if sys.version_info >= (3, 12):
+    from collections.abc import Buffer
+elif TYPE_CHECKING:
+    from typing_extensions import Buffer
+else:                    # typing_extensions need not be installed: only type checkers read this
+    Buffer = memoryview
 
 
 class SupportsDLPack(Protocol):
     def __dlpack__(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-ArrayInput = Union[ArrayLike, SupportsDLPack]
+class SupportsArray(Protocol):
+    """NumPy arrays and scalars, and what converts itself to one (tensors, JAX arrays)."""
+    def __array__(self) -> np.ndarray[Any, Any]: ...
+
+
+# What np.asarray (or np.from_dlpack) reads.  Spelled out rather than NumPy's
+# ArrayLike, whose ten members a type checker prints in full for every argument
+# of every overload when a call matches none of them.
+ArrayInput = Union[SupportsArray, Buffer, SupportsDLPack, Sequence[Any], float]
 Scalar = np.floating[Any]
 Array = NDArray[np.floating[Any]]
 Loss = Union[Scalar, Array]
 LossAndGrad = Tuple[Loss, Array]
+Reduction = Literal["mean", "sum", "none"]
+Reduced = Literal["mean", "sum"]
+
+
+class GradOptions(TypedDict, total=False):
+    """Keyword options of every loss function that leave the result's type alone."""
+    grad_output: Optional[ArrayInput]
+    out: Optional[Array]
+    n_threads: Optional[int]
+
+
+class NLLOptions(GradOptions, total=False):
+    ignore_index: int
+    axis: Optional[int]
+
+
+class CrossEntropyOptions(NLLOptions, total=False):
+    label_smoothing: float
+
+
+class BCEWithLogitsOptions(GradOptions, total=False):
+    pos_weight: Optional[ArrayInput]

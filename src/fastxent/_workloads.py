@@ -29,7 +29,12 @@ OPS = {
     "loss": (None, False),          # None: the workload's loss function
     "loss+grad": (None, True),
     "logsumexp": ("logsumexp", False),
+    # fastxent.torch's loss on tensors, forward and backward (autograd), against
+    # torch.nn.functional's; the NumPy baseline has no row of its own here
+    "torch fwd+bwd": (None, True),
 }
+# The ops that run through an adapter, and the implementation they run.
+ADAPTER_OPS = {"torch fwd+bwd": "fastxent.torch"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Workload:
     dtypes: tuple = ("float32",)
     binary: bool = False         # elementwise binary loss instead of a class axis
     quick: bool = True           # part of `bench --quick`
+    adapters: bool = False       # also time the adapter ops (ADAPTER_OPS)
 
     axis = 1                     # the class axis of a multi-class workload
 
@@ -50,7 +56,8 @@ class Workload:
 
     @property
     def ops(self) -> tuple:
-        return ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+        ops = ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+        return ops + (tuple(ADAPTER_OPS) if self.adapters else ())
 
     def function(self, op: str) -> str:
         return OPS[op][0] or self.loss_function
@@ -99,7 +106,8 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64")),
+    Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64"),
+             adapters=True),
     Workload("W2", "many samples, 10 classes", (262144, 10), (512, 10)),
     Workload("W3", "LLM vocabulary, 263 MB of logits", (512, 128256), (4, 3000), quick=False),
     Workload("W4", "binary, 4M logits", (4_000_000,), (1000,), ("float32", "float64"), binary=True),
@@ -114,10 +122,20 @@ def get(name: str) -> Workload:
     raise KeyError(f"no workload {name!r}; there are {', '.join(w.name for w in WORKLOADS)}")
 
 
-def available(function: str) -> bool:
-    """Whether this build of fastxent has the public function."""
-    import fastxent
-    return hasattr(fastxent, function)
+def available(function: str, impl: str = "fastxent") -> bool:
+    """Whether this build of fastxent has the public function (in the adapter
+    ``impl``, whose peer library must import)."""
+    import importlib
+    try:
+        module = importlib.import_module(impl)
+    except ImportError:
+        return False
+    return hasattr(module, function)
+
+
+def impl_of(op: str) -> str:
+    """The implementation an op runs: "fastxent", or an adapter module."""
+    return ADAPTER_OPS.get(op, "fastxent")
 
 
 def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=False,
@@ -126,10 +144,13 @@ def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=
     if impl == "fastxent":
         import fastxent
         f, kw = getattr(fastxent, function), {"n_threads": n_threads}
+    elif impl == "fastxent.torch":
+        return _torch_adapter_runner(function, wl, x, target, reduction=reduction,
+                                     n_threads=n_threads)
     elif impl == "numpy":
         f, kw = getattr(_baseline, function), {}
     else:
-        raise ValueError(f"impl must be 'fastxent' or 'numpy', got {impl!r}")
+        raise ValueError(f"impl must be 'fastxent', 'fastxent.torch' or 'numpy', got {impl!r}")
     if function in NORMALIZERS:
         return lambda: f(x, axis=wl.axis, **kw)
     if function not in LOSSES:
@@ -167,6 +188,63 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
     return forward_backward
 
 
+def _torch_adapter_runner(function, wl, x, target, *, reduction="mean", n_threads=None):
+    """Forward and backward through fastxent.torch on tensors sharing ``x``'s
+    memory; returns ``(loss, grad)`` as NumPy arrays."""
+    import torch  # type: ignore[import-not-found]  # optional peer
+
+    import fastxent.torch as fxt
+
+    fn = getattr(fxt, function)
+    xg = torch.from_numpy(x).requires_grad_()
+    tt = torch.from_numpy(target)
+    kw = {"reduction": reduction, "n_threads": n_threads}
+    if not wl.binary:
+        kw["axis"] = wl.axis
+
+    def forward_backward():
+        xg.grad = None
+        loss = fn(xg, tt, **kw)
+        loss.backward(None if reduction != "none" else torch.ones_like(loss))
+        return loss.detach().numpy(), xg.grad.numpy()
+    return forward_backward
+
+
+JAX_IMPLS = ("fastxent.jax", "fastxent.jax pure", "optax", "fastxent")
+
+
+def jax_value_and_grad_runner(impl, wl, x, target):
+    """A zero-argument callable: the mean cross-entropy's value and gradient for a
+    JAX user, under ``jax.jit``, waited for.  impl "fastxent.jax" (its default
+    callback), "fastxent.jax pure" (through ``jax.pure_callback``), "optax"
+    (``optax.softmax_cross_entropy_with_integer_labels``), or "fastxent" (the
+    NumPy function on NumPy arrays, for reference).  Raises ImportError
+    without JAX (or optax)."""
+    if impl == "fastxent":
+        return runner("fastxent", "cross_entropy", wl, x, target, return_grad=True)
+    import jax  # type: ignore[import-not-found]  # optional peer
+    import jax.numpy as jnp  # type: ignore[import-not-found]
+
+    xj, tj = jnp.asarray(x), jnp.asarray(target)
+    if impl == "optax":
+        import optax
+
+        def loss(a, t):
+            a = jnp.moveaxis(a, wl.axis, -1)
+            return optax.softmax_cross_entropy_with_integer_labels(a, t).mean()
+    elif impl in ("fastxent.jax", "fastxent.jax pure"):
+        import fastxent.jax as fxj
+
+        callback = "pure" if impl.endswith("pure") else "auto"
+
+        def loss(a, t):
+            return fxj.cross_entropy(a, t, axis=wl.axis, callback=callback)
+    else:
+        raise ValueError(f"impl must be one of {', '.join(JAX_IMPLS)}, got {impl!r}")
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    return lambda: jax.block_until_ready(value_and_grad(xj, tj))
+
+
 def time_median(fn, repeat=5, warmup=1) -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -200,10 +278,11 @@ def tolerance(dtype) -> float:
 
 
 def disagreement(function, wl, x, target=None, *, reduction="mean", return_grad=False,
-                 n_threads=None):
-    """None when fastxent and its NumPy twin agree on this call; else what differs."""
+                 n_threads=None, impl="fastxent"):
+    """None when fastxent (or its adapter ``impl``) and its NumPy twin agree on
+    this call; else what differs."""
     kw = dict(reduction=reduction, return_grad=return_grad)
-    fast = runner("fastxent", function, wl, x, target, n_threads=n_threads, **kw)()
+    fast = runner(impl, function, wl, x, target, n_threads=n_threads, **kw)()
     slow = runner("numpy", function, wl, x, target, **kw)()
     names = ("loss", "grad") if return_grad else ("result",)
     fast, slow = (fast, slow) if return_grad else ((fast,), (slow,))
@@ -219,4 +298,131 @@ def disagreement(function, wl, x, target=None, *, reduction="mean", return_grad=
             return (f"{function} {name} (reduction={reduction!r}): fastxent and NumPy differ "
                     f"by up to {err:.3g} (tolerance {rtol:g} relative)"
                     + (f"; fastxent {float(a):.9g}, NumPy {float(b):.9g}" if a.ndim == 0 else ""))
+    return None
+
+
+# ----------------------------------------------------------------------------
+# W6: a language model's output layer, for linear_cross_entropy
+# ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinearWorkload:
+    """hidden ``(N, H)``, an embedding ``(V, H)`` and ``(N,)`` targets: the loss is
+    the cross-entropy of ``hidden @ weight.T``.  Unlike W1-W5 it is timed three
+    ways (``LINEAR_IMPLS``), in a section of its own in the bench."""
+    name: str
+    what: str
+    shape: tuple                 # (N, H, V)
+    quick_shape: tuple           # `bench --quick`
+    tiny_shape: tuple            # tests and --tiny
+    dtype: str = "float32"
+
+    def dims(self, *, quick=False, tiny=False) -> tuple:
+        return self.tiny_shape if tiny else self.quick_shape if quick else self.shape
+
+    def label(self, *, quick=False, tiny=False) -> str:
+        N, H, V = self.dims(quick=quick, tiny=tiny)
+        return f"{self.name} N={N} H={H} V={V} {self.dtype}"
+
+    def make(self, *, quick=False, tiny=False):
+        """``(hidden, weight, target)``, the same on every call."""
+        return make_linear(self.dims(quick=quick, tiny=tiny), self.dtype)
+
+
+def make_linear(dims, dtype="float32"):
+    """``(hidden, weight, target)`` of shape ``dims = (N, H, V)``, from a seed fixed
+    by the shape; logits of about unit scale (weight entries of variance 1/H).
+    Made in place: no more memory than the arrays themselves."""
+    N, H, V = dims
+    rng = np.random.default_rng([6, N, H, V])
+    hidden = rng.standard_normal((N, H), dtype=dtype)
+    weight = rng.standard_normal((V, H), dtype=dtype)
+    weight *= np.asarray(1.0 / np.sqrt(max(H, 1)), dtype=dtype)
+    target = rng.integers(0, V, size=N)
+    return hidden, weight, target
+
+
+LINEAR_WORKLOADS = (
+    LinearWorkload("W6", "LM output layer, V = 128256 (Llama 3)", (1024, 1024, 128256),
+                   (256, 512, 32000), (16, 32, 300)),
+)
+# fused: fastxent.linear_cross_entropy.  numpy: the logits materialized by NumPy's
+# matmul, fastxent.cross_entropy, then the two gradient matmuls.  torch: F.linear,
+# F.cross_entropy and backward().
+LINEAR_IMPLS = ("fused", "numpy", "torch")
+
+
+def get_linear(name: str) -> LinearWorkload:
+    for wl in LINEAR_WORKLOADS:
+        if wl.name == name:
+            return wl
+    raise KeyError(f"no linear workload {name!r}; there are {', '.join(w.name for w in LINEAR_WORKLOADS)}")
+
+
+def _blas_limit(n_threads):
+    """A context holding NumPy's BLAS to ``n_threads`` (threadpoolctl), or nothing."""
+    import contextlib
+    if n_threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # optional
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(n_threads, user_api="blas")
+
+
+def linear_runner(impl, hidden, weight, target, *, n_threads=None, chunk_size=None):
+    """A zero-argument callable computing the mean loss and the gradients
+    ``(loss, (grad_hidden, grad_weight))`` of one W6-like problem, three ways
+    (``LINEAR_IMPLS``).  torch runs on PyTorch's own thread count
+    (``torch.set_num_threads``); ImportError without it."""
+    if impl == "fused":
+        import fastxent
+
+        def fused():
+            loss, (gh, gw, _) = fastxent.linear_cross_entropy(
+                hidden, weight, target, return_grad=True, n_threads=n_threads,
+                chunk_size=chunk_size)
+            return loss, (gh, gw)
+        return fused
+    if impl == "numpy":
+        import fastxent
+
+        def materialized():
+            with _blas_limit(n_threads):
+                logits = hidden @ weight.T
+                loss, G = fastxent.cross_entropy(logits, target, return_grad=True,
+                                                 n_threads=n_threads)
+                del logits
+                return loss, (G @ weight, G.T @ hidden)
+        return materialized
+    if impl == "torch":
+        import torch  # type: ignore[import-not-found]  # optional peer
+        import torch.nn.functional as F  # type: ignore[import-not-found]
+        ht = torch.from_numpy(hidden).requires_grad_()
+        wt = torch.from_numpy(weight).requires_grad_()
+        tt = torch.from_numpy(target)
+
+        def forward_backward():
+            ht.grad = wt.grad = None
+            loss = F.cross_entropy(F.linear(ht, wt), tt)
+            loss.backward()
+            return loss.detach().numpy(), (ht.grad.numpy(), wt.grad.numpy())
+        return forward_backward
+    raise ValueError(f"impl must be one of {', '.join(LINEAR_IMPLS)}, got {impl!r}")
+
+
+def linear_disagreement(hidden, weight, target, **kw):
+    """None when the fused and materialized computations agree; else what differs."""
+    fused = linear_runner("fused", hidden, weight, target, **kw)()
+    slow = linear_runner("numpy", hidden, weight, target, **kw)()
+    rtol = tolerance(hidden.dtype)
+    pairs = [("loss", fused[0], slow[0]), ("grad_hidden", fused[1][0], slow[1][0]),
+             ("grad_weight", fused[1][1], slow[1][1])]
+    for name, a, b in pairs:
+        a, b = np.asarray(a), np.asarray(b)
+        atol = rtol * float(np.max(np.abs(b), initial=0.0))
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
+            err = float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0)) if a.shape == b.shape else None
+            return f"linear_cross_entropy {name}: fused and materialized differ (max {err})"
     return None

@@ -1,0 +1,33 @@
+"""Misuses of fastxent's API that type checkers must reject (not run by pytest).
+
+tests/test_typing_strict.py runs mypy and pyright on this file and requires an
+error on exactly the lines marked ``# error`` (and on no other line).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import fastxent
+
+logits = np.zeros((4, 3))
+labels = np.array([0, 1, 2, 1])
+weights = np.ones(3)
+
+fastxent.cross_entropy(logits, labels, reduction="avg")  # error
+fastxent.nll_loss(logits, labels, reduction="elementwise_mean")  # error
+fastxent.binary_cross_entropy(logits, logits, reduction="Mean")  # error
+fastxent.binary_cross_entropy_with_logits(logits, logits, reduction="avg")  # error
+fastxent.cross_entropy(logits, labels, return_grad="no")  # error
+fastxent.cross_entropy(logits, labels, label_smothing=0.1)  # error
+
+loss_fn = fastxent.CrossEntropyLoss(weights)
+fastxent.CrossEntropyLoss(reduction="avg")  # error
+loss_fn.reduction = "avg"  # error
+loss_fn.label_smothing = 0.1  # error
+smoothing = loss_fn.label_smothing  # error
+loss_fn.label_smoothing = "0.1"  # error
+loss_fn.ignore_index = None  # error
+loss_fn(logits, labels, weights)  # error
+loss_fn(logits, labels, True)  # error
+fastxent.BCEWithLogitsLoss().pos_wieght = weights  # error
+fastxent.NLLLoss().reduction = "average"  # error
