@@ -4,10 +4,12 @@
  *
  * Design, in short:
  *  - The input, target, per-element loss and gradient are flat C-order arrays;
- *    the drivers (_bce.pxi) cut them into blocks of a fixed number of elements
- *    (depending on the size only), run the blocks with OpenMP and add the block
- *    sums in order.  Within a block, sums run in double in FX_LANES partial sums
- *    added in a fixed order: the same answer for any thread count or SIMD width.
+ *    a call is one struct (fx_bce_args), cut into blocks of FX_BCE_BLOCK
+ *    elements (fixed by the size alone); the drivers (_bce.pxi) run the blocks
+ *    with OpenMP and add the block sums in order.  Within a block, sums run in
+ *    double in FX_LANES partial sums added in a fixed order: the same answer
+ *    for any thread count.  (The AVX2 and baseline builds may differ in the
+ *    last bit: FMA contraction, see fx_config.h.)
  *  - A block is done in tiles of FX_BCE_TILE elements.  weight and pos_weight
  *    broadcast to the input as in NumPy without being copied to its shape: each
  *    is described by its own shape merged with the input's (fx_bcast: sizes and
@@ -26,15 +28,16 @@
 #ifndef FASTXENT_FX_BCE_H
 #define FASTXENT_FX_BCE_H
 
+#include "fx_config.h"
 #include "fx_math.h"
 
-#ifndef FX_LANES
-#define FX_LANES 16          /* partial sums per reduction, as in fx_xent.h */
+#define FX_BCE_TILE 512      /* elements per tile: speed only, as long as it is a
+                                multiple of FX_LANES (then the lanes of a block's
+                                sum are the same whatever the tile) */
+#if FX_BCE_TILE % FX_LANES != 0 || FX_BCE_BLOCK % FX_BCE_TILE != 0
+#error "FX_BCE_TILE must be a multiple of FX_LANES and divide FX_BCE_BLOCK"
 #endif
-#define FX_BCE_TILE 512      /* elements per tile (a multiple of FX_LANES) */
 #define FX_BCE_MAXDIM 64     /* axes of an fx_bcast at most: NumPy's limit */
-#define FX_BCE_EPS 1e-12     /* PyTorch's floor of x (1 - x) in the gradient */
-#define FX_BCE_LOG_MIN -100  /* PyTorch's floor of the logarithms */
 
 /* An operand (weight, pos_weight) broadcast to the input: nd axes, merged where
    possible, with their sizes and the operand's element strides along them (0
@@ -45,22 +48,39 @@ typedef struct {
     const Py_ssize_t *strides;
 } fx_bcast;
 
+/*
+ * One call of a binary loss.  "REAL" arrays hold float for the _f kernels and
+ * double for the _d kernels.  Zero the struct, then fill it: an option added
+ * later defaults to off at zero.
+ */
+typedef struct fx_bce_args {
+    int logits;                /* 1: x holds logits; 0: probabilities */
+    Py_ssize_t n;              /* elements of x (flat, C order) */
+    const void *x, *t;         /* REAL [n]: input and target */
+    const void *w;             /* REAL weight broadcast by wl, or NULL */
+    fx_bcast wl;
+    const void *pw;            /* REAL pos_weight broadcast by pwl, or NULL (logits only) */
+    fx_bcast pwl;
+    void *loss;                /* REAL [n] per-element loss, or NULL */
+    void *grad;                /* REAL [n] gradient, or NULL */
+    const double *gout;        /* [n] per-element factor of the gradient, or NULL (1) */
+    double gscale;             /* the gradient's scalar factor (NaN gives NaN) */
+} fx_bce_args;
+
+/* Blocks of a call: FX_BCE_BLOCK elements each, the last one shorter. */
+static inline Py_ssize_t fx_bce_nblocks(const fx_bce_args *A)
+{
+    return (A->n + FX_BCE_BLOCK - 1) / FX_BCE_BLOCK;
+}
+
 /* True when the operand is laid out exactly like the input. */
 static inline int fx_bcast_is_full(const fx_bcast *b)
 {
     return b->nd == 1 && b->strides[0] == 1;
 }
 
-#define REAL float
-#define FX_SFX(name) name##_f
-#include "fx_bce_impl.h"
-#undef REAL
-#undef FX_SFX
-
-#define REAL double
-#define FX_SFX(name) name##_d
-#include "fx_bce_impl.h"
-#undef REAL
-#undef FX_SFX
+#define FX_TEMPLATE "fx_bce_impl.h"
+#include "fx_dtypes.h"
+#undef FX_TEMPLATE
 
 #endif

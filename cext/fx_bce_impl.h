@@ -1,6 +1,6 @@
 /*
- * Template of the binary kernels; fx_bce.h includes it once per dtype with
- * REAL and FX_SFX defined.  See fx_bce.h for the design.
+ * Template of the binary kernels; fx_bce.h instantiates it once per dtype
+ * (REAL, FX_SFX) through fx_dtypes.h.  See fx_bce.h for the design.
  */
 
 /* Elements [j0, j0 + n) of the flat input, of an operand broadcast to it:
@@ -52,7 +52,7 @@ static inline const REAL *FX_SFX(fx_bcast_tile)(const REAL *src, const fx_bcast 
 /*
  * One element of binary cross-entropy on probabilities, PyTorch's formulas:
  *   loss = w ((t - 1) max(log1p(-x), -100) - t max(log x, -100))    (returned)
- *   *g   = w (x - t) / max(x (1 - x), 1e-12)
+ *   *g   = w (x - t) / max(x (1 - x), float32(1e-12))
  */
 static FX_INLINE REAL FX_SFX(fx_bce_prob_elem)(REAL x, REAL t, REAL w, REAL *g)
 {
@@ -61,7 +61,7 @@ static FX_INLINE REAL FX_SFX(fx_bce_prob_elem)(REAL x, REAL t, REAL w, REAL *g)
     lx = lx < (REAL)FX_BCE_LOG_MIN ? (REAL)FX_BCE_LOG_MIN : lx;
     l1x = l1x < (REAL)FX_BCE_LOG_MIN ? (REAL)FX_BCE_LOG_MIN : l1x;
     REAL d = ((REAL)1 - x) * x;
-    d = d < (REAL)FX_BCE_EPS ? (REAL)FX_BCE_EPS : d;
+    d = d < (REAL)FX_BCE_EPS ? (REAL)FX_BCE_EPS : d;   /* float32(1e-12) in every dtype */
     *g = w * (x - t) / d;
     return w * ((t - (REAL)1) * l1x - t * lx);
 }
@@ -130,52 +130,62 @@ static inline int FX_SFX(fx_count_not_prob)(const REAL *a, Py_ssize_t n)
     return bad;
 }
 
-/*
- * Elements [j0, j0 + n) of a binary cross-entropy over flat arrays x and t
- * (logits != 0: x holds logits, else probabilities).  w, pw: operands broadcast
- * by wl, pwl, or NULL (pw is used with logits only).  loss_out (per element),
- * g (the gradient, like x) and gout (per-element factors of g) may be NULL; g
- * is scaled by gout[j] * gscale (gout NULL: gscale).
- * Returns the block's loss sum in double; n_bad[0] and n_bad[1] receive how
- * many probabilities of x and of t lie outside [0, 1] (0 with logits).
- */
-static double FX_SFX(fx_bce_block)(int logits, const REAL *x, const REAL *t,
-                                   Py_ssize_t j0, Py_ssize_t n,
-                                   const REAL *w, const fx_bcast *wl,
-                                   const REAL *pw, const fx_bcast *pwl,
-                                   REAL *loss_out, REAL *g, const double *gout, double gscale,
-                                   Py_ssize_t *n_bad)
+/* Tile [j, j + m) of a call: losses into lt, the gradient (if any) into gt,
+   and how many probabilities of x and t lie outside [0, 1] added to n_bad. */
+static inline void FX_SFX(fx_bce_tile)(const fx_bce_args *A, Py_ssize_t j, Py_ssize_t m,
+                                       REAL *lt, REAL *gt, const REAL *ones, Py_ssize_t *n_bad)
 {
-    REAL ones[FX_BCE_TILE], wbuf[FX_BCE_TILE], pwbuf[FX_BCE_TILE], lbuf[FX_BCE_TILE];
-    double acc[FX_LANES];
+    REAL wbuf[FX_BCE_TILE], pwbuf[FX_BCE_TILE];
+    const REAL *x = (const REAL *)A->x + j, *t = (const REAL *)A->t + j;
+    const REAL *wt = FX_SFX(fx_bcast_tile)((const REAL *)A->w, &A->wl, j, m, wbuf, ones);
+    if (A->logits) {
+        const REAL *pwt = FX_SFX(fx_bcast_tile)((const REAL *)A->pw, &A->pwl, j, m, pwbuf, ones);
+        FX_SFX(fx_bce_logits_tile)(x, t, wt, pwt, m, lt, gt);
+    } else {
+        FX_SFX(fx_bce_prob_tile)(x, t, wt, m, lt, gt);
+        n_bad[0] += FX_SFX(fx_count_not_prob)(x, m);   /* the tile is still in cache */
+        n_bad[1] += FX_SFX(fx_count_not_prob)(t, m);
+    }
+}
+
+/* gt[i] *= gout[j + i] * gscale (gout NULL: gscale) for the m elements of a tile. */
+static inline void FX_SFX(fx_bce_scale)(const fx_bce_args *A, Py_ssize_t j, Py_ssize_t m, REAL *gt)
+{
     Py_ssize_t i;
-    for (i = 0; i < FX_BCE_TILE; i++) ones[i] = (REAL)1;
+    if (A->gout) {
+        const double *go = A->gout + j;
+        for (i = 0; i < m; i++) gt[i] *= (REAL)(go[i] * A->gscale);
+    } else if (A->gscale != 1.0) {
+        REAL s = (REAL)A->gscale;
+        for (i = 0; i < m; i++) gt[i] *= s;
+    }
+}
+
+/*
+ * Block b of a binary cross-entropy call (elements [b * FX_BCE_BLOCK, ...)):
+ * per-element losses and gradient, and the block's loss sum in double (FX_LANES
+ * partial sums).  n_bad[0] and n_bad[1] receive how many probabilities of x and
+ * of t lie outside [0, 1] (0 with logits): the caller raises.
+ */
+static double FX_SFX(fx_bce_block)(const fx_bce_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
+{
+    REAL ones[FX_BCE_TILE], lbuf[FX_BCE_TILE];
+    double acc[FX_LANES];
+    Py_ssize_t j0 = b * FX_BCE_BLOCK;
+    Py_ssize_t n = A->n - j0 < FX_BCE_BLOCK ? A->n - j0 : FX_BCE_BLOCK;
+    for (Py_ssize_t i = 0; i < FX_BCE_TILE; i++) ones[i] = (REAL)1;
     for (int l = 0; l < FX_LANES; l++) acc[l] = 0.0;
     n_bad[0] = 0;
     n_bad[1] = 0;
     for (Py_ssize_t k0 = 0; k0 < n; k0 += FX_BCE_TILE) {
-        Py_ssize_t j = j0 + k0, m = n - k0 < FX_BCE_TILE ? n - k0 : FX_BCE_TILE;
-        const REAL *wt = FX_SFX(fx_bcast_tile)(w, wl, j, m, wbuf, ones);
-        REAL *lt = loss_out ? loss_out + j : lbuf;
-        REAL *gt = g ? g + j : NULL;
-        if (logits) {
-            const REAL *pwt = FX_SFX(fx_bcast_tile)(pw, pwl, j, m, pwbuf, ones);
-            FX_SFX(fx_bce_logits_tile)(x + j, t + j, wt, pwt, m, lt, gt);
-        } else {
-            FX_SFX(fx_bce_prob_tile)(x + j, t + j, wt, m, lt, gt);
-            n_bad[0] += FX_SFX(fx_count_not_prob)(x + j, m);   /* the tile is still in cache */
-            n_bad[1] += FX_SFX(fx_count_not_prob)(t + j, m);
-        }
-        for (i = 0; i + FX_LANES <= m; i += FX_LANES)
-            for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[i + l];
-        for (; i < m; i++) acc[0] += (double)lt[i];   /* the array's last tile only */
-        if (gt && gout) {
-            const double *go = gout + j;
-            for (i = 0; i < m; i++) gt[i] *= (REAL)(go[i] * gscale);
-        } else if (gt && gscale != 1.0) {
-            REAL s = (REAL)gscale;
-            for (i = 0; i < m; i++) gt[i] *= s;
-        }
+        Py_ssize_t jt = j0 + k0, j = 0, m = n - k0 < FX_BCE_TILE ? n - k0 : FX_BCE_TILE;
+        REAL *lt = A->loss ? (REAL *)A->loss + jt : lbuf;
+        REAL *gt = A->grad ? (REAL *)A->grad + jt : NULL;
+        FX_SFX(fx_bce_tile)(A, jt, m, lt, gt, ones, n_bad);
+        for (; j + FX_LANES <= m; j += FX_LANES)
+            for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[j + l];
+        for (; j < m; j++) acc[0] += (double)lt[j];      /* the array's last tile only */
+        if (gt) FX_SFX(fx_bce_scale)(A, jt, m, gt);
     }
     double total = 0.0;
     for (int l = 0; l < FX_LANES; l++) total += acc[l];

@@ -53,17 +53,7 @@ def examples(n):
 
 
 BINARY = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
-# Issue 10, item 8: fastxent 0.1 floors x (1 - x) in binary_cross_entropy's gradient
-# at the double 1e-12 in float64, where SPEC.md and PyTorch use float32(1e-12) (and so
-# does the reference).  Expected to fail while that holds; the mark switches itself
-# off once the kernel is fixed, and may then be deleted.
-_BCE_FLOOR_IS_DOUBLE = float(fx.binary_cross_entropy(
-    np.zeros(1), np.ones(1), reduction="sum", return_grad=True)[1][0]) == -1e12
-BINARY_VS_REFERENCE = [
-    pytest.param("binary_cross_entropy", marks=pytest.mark.xfail(
-        _BCE_FLOOR_IS_DOUBLE, reason="issue 10 item 8: float64 gradient floor 1e-12, "
-                                     "SPEC: float32(1e-12)")),
-    "binary_cross_entropy_with_logits"]
+BINARY_VS_REFERENCE = BINARY
 
 EPS = {np.dtype(np.float16): 2.0 ** -10, np.dtype(np.float32): 2.0 ** -23, np.dtype(np.float64): 2.0 ** -52}
 COMPUTE = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): np.dtype(np.float32),

@@ -1,107 +1,55 @@
 # The binary drivers: binary cross-entropy on probabilities and on logits.
 #
-# The arithmetic is in cext/fx_bce.h; this function cuts the flat input into
-# blocks of BCE_BLOCK elements (depending on the size only, never on the thread
-# count), runs the blocks with prange and the GIL released, and adds the
-# per-block loss sums in block order.  weight and pos_weight arrive as their own
-# (small) arrays with a description of how they broadcast to the input (sizes
-# and element strides of merged axes, from _args.broadcast_operand): they are
-# never copied to the input's shape.
+# The arithmetic and the blocks are in cext/fx_bce.h; this driver fills the
+# kernel's struct from its keyword arguments, runs the blocks (FX_BCE_BLOCK
+# elements each, fixed by the size alone) with prange and the GIL released,
+# and adds the per-block loss sums in block order.  weight and pos_weight
+# arrive as their own (small) arrays with a description of how they broadcast
+# to the input (sizes and element strides of merged axes, from
+# _args.broadcast_operand): they are never copied to the input's shape.
 
-cdef extern from "fx_bce.h" nogil:
-    ctypedef struct fx_bcast:
-        int nd
-        const Py_ssize_t *dims
-        const Py_ssize_t *strides
-    enum:
-        FX_BCE_TILE
-        FX_BCE_MAXDIM
-    double fx_bce_block_f(int logits, const float *x, const float *t, Py_ssize_t j0, Py_ssize_t n,
-                          const float *w, const fx_bcast *wl, const float *pw, const fx_bcast *pwl,
-                          float *loss_out, float *g, const double *gout, double gscale,
-                          Py_ssize_t *n_bad)
-    double fx_bce_block_d(int logits, const double *x, const double *t, Py_ssize_t j0, Py_ssize_t n,
-                          const double *w, const fx_bcast *wl, const double *pw, const fx_bcast *pwl,
-                          double *loss_out, double *g, const double *gout, double gscale,
-                          Py_ssize_t *n_bad)
+from fastxent.kernels cimport (
+    FX_BCE_MAXDIM, fx_bcast, fx_bce_args, fx_bce_nblocks, fx_bce_block_f, fx_bce_block_d)
 
-cdef enum:
-    BCE_BLOCK = 16384        # elements per block (a multiple of FX_BCE_TILE)
+ctypedef double (*bce_block_fn)(const fx_bce_args *A, Py_ssize_t b, Py_ssize_t *n_bad) noexcept nogil
 
 
-# ---- the dtype dispatch, in one place ------------------------------------------
-
-cdef inline double bce_block(bint logits, const real *x, const real *t, Py_ssize_t j0, Py_ssize_t n,
-                             const real *w, const fx_bcast *wl, const real *pw, const fx_bcast *pwl,
-                             real *loss_out, real *g, const double *gout, double gscale,
-                             Py_ssize_t *n_bad) noexcept nogil:
-    if real is float:
-        return fx_bce_block_f(logits, x, t, j0, n, w, wl, pw, pwl, loss_out, g, gout, gscale, n_bad)
-    else:
-        return fx_bce_block_d(logits, x, t, j0, n, w, wl, pw, pwl, loss_out, g, gout, gscale, n_bad)
-
-
-cdef inline fx_bcast bcast_of(bint present, const Py_ssize_t[::1] dims,
-                              const Py_ssize_t[::1] strides) except *:
-    # The C view of a layout from _args.broadcast_operand (nd 0: an absent operand).
+cdef inline fx_bcast bcast_of(const real[::1] a, const Py_ssize_t[::1] dims,
+                              const Py_ssize_t[::1] strides, str name) except *:
+    # The C view of a layout from _args.broadcast_operand (nd 0: an absent
+    # operand), checked to stay inside the operand's a.shape[0] elements.
     cdef fx_bcast b
+    cdef Py_ssize_t d, last = 0
     b.nd = 0
     b.dims = NULL
     b.strides = NULL
-    if not present:
+    if a is None:
         return b
-    if not 1 <= dims.shape[0] <= FX_BCE_MAXDIM or strides.shape[0] != dims.shape[0]:
-        raise ValueError(f"a broadcast layout has 1 to {FX_BCE_MAXDIM} axes, got {dims.shape[0]}")
+    if dims is None or strides is None or not 1 <= dims.shape[0] <= FX_BCE_MAXDIM \
+            or strides.shape[0] != dims.shape[0]:
+        raise ValueError(f"{name}: a broadcast layout has 1 to {FX_BCE_MAXDIM} axes of sizes and strides")
+    for d in range(dims.shape[0]):
+        if dims[d] < 0 or strides[d] < 0:
+            raise ValueError(f"{name}: negative size or stride in a broadcast layout")
+        last += (dims[d] - 1) * strides[d] if dims[d] > 0 else 0
+    if a.shape[0] > 0 and last >= a.shape[0]:
+        raise ValueError(f"{name}: the broadcast layout reaches past its {a.shape[0]} elements")
     b.nd = <int>dims.shape[0]
     b.dims = &dims[0]
     b.strides = &strides[0]
     return b
 
 
-# ---- Python-facing driver ------------------------------------------------------
-
-def bce(bint logits, const real[::1] x, const real[::1] t,
-        const real[::1] w, const Py_ssize_t[::1] w_dims, const Py_ssize_t[::1] w_strides,
-        const real[::1] pw, const Py_ssize_t[::1] pw_dims, const Py_ssize_t[::1] pw_strides,
-        real[::1] loss_out, real[::1] g, const double[::1] gout, double gscale, int n_threads):
-    """Binary cross-entropy over flat ``x`` (logits, or probabilities) and ``t``.
-
-    ``w`` and ``pw`` (pos_weight, with logits only) are flat C-contiguous
-    operands, or None, broadcast to ``x`` as their ``*_dims`` / ``*_strides``
-    describe.  ``loss_out`` (per element), ``g`` (like ``x``) and ``gout`` (per
-    element) are optional.  Returns ``(loss_sum, n_bad_x, n_bad_t)``: the counts
-    of probabilities outside [0, 1] in ``x`` and ``t`` (0 with logits); the
-    caller raises when they are not 0.
-    """
-    cdef Py_ssize_t n = x.shape[0]
-    cdef Py_ssize_t nb = (n + BCE_BLOCK - 1) // BCE_BLOCK
-    if t.shape[0] != n or (loss_out is not None and loss_out.shape[0] != n) \
-            or (g is not None and g.shape[0] != n) or (gout is not None and gout.shape[0] != n):
-        raise ValueError("bce: every flat array must have the input's length")
-    cdef fx_bcast wl = bcast_of(w is not None, w_dims, w_strides)
-    cdef fx_bcast pwl = bcast_of(pw is not None, pw_dims, pw_strides)
-    cdef const real *xp = &x[0] if n > 0 else NULL
-    cdef const real *tp = &t[0] if n > 0 else NULL
-    cdef const real *wp = &w[0] if w is not None and w.shape[0] > 0 else NULL
-    cdef const real *pwp = &pw[0] if pw is not None and pw.shape[0] > 0 else NULL
-    cdef real *lp = &loss_out[0] if loss_out is not None and loss_out.shape[0] > 0 else NULL
-    cdef real *gp = &g[0] if g is not None and g.shape[0] > 0 else NULL
-    cdef const double *gop = &gout[0] if gout is not None and gout.shape[0] > 0 else NULL
-    cdef double *partials = alloc_partials(nb)
-    cdef Py_ssize_t *bad = <Py_ssize_t*>malloc((2 * nb if nb > 0 else 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t blk, j0, m, n_bad_x = 0, n_bad_t = 0
-    cdef int nt = threads_for(n, nb, n_threads)
+cdef tuple run_bce_blocks(bce_block_fn fn, const fx_bce_args *A, int n_threads):
+    # Every block of the call: (loss sum in block order, bad x, bad t).
+    cdef Py_ssize_t nb = fx_bce_nblocks(A), blk, n_bad_x = 0, n_bad_t = 0
+    cdef double *partials = <double *>block_results(nb, sizeof(double))
+    cdef Py_ssize_t *bad = <Py_ssize_t *>block_results(2 * nb, sizeof(Py_ssize_t))
     cdef double total
-    if bad == NULL:
-        free(partials)
-        raise MemoryError(f"cannot allocate {2 * nb} block counts")
     try:
         with nogil:
-            for blk in prange(nb, num_threads=nt, schedule="static"):
-                j0 = blk * BCE_BLOCK
-                m = BCE_BLOCK if j0 + BCE_BLOCK <= n else n - j0
-                partials[blk] = bce_block(logits, xp, tp, j0, m, wp, &wl, pwp, &pwl,
-                                          lp, gp, gop, gscale, bad + 2 * blk)
+            for blk in prange(nb, num_threads=threads_for(A.n, nb, n_threads), schedule="static"):
+                partials[blk] = fn(A, blk, bad + 2 * blk)
             total = sum_in_order(partials, nb)
             for blk in range(nb):
                 n_bad_x = n_bad_x + bad[2 * blk]
@@ -110,3 +58,38 @@ def bce(bint logits, const real[::1] x, const real[::1] t,
         free(partials)
         free(bad)
     return total, n_bad_x, n_bad_t
+
+
+def bce(*, bint logits, const real[::1] x, const real[::1] t,
+        const real[::1] w, const Py_ssize_t[::1] w_dims, const Py_ssize_t[::1] w_strides,
+        const real[::1] pw, const Py_ssize_t[::1] pw_dims,
+        const Py_ssize_t[::1] pw_strides, real[::1] loss_out, real[::1] grad,
+        const double[::1] gout, double gscale, int n_threads):
+    """Binary cross-entropy over flat ``x`` (logits, or probabilities) and ``t``.
+
+    ``w`` and ``pw`` (pos_weight, with logits only) are flat C-contiguous
+    operands, or None, broadcast to ``x`` as their ``*_dims`` / ``*_strides``
+    describe.  ``loss_out`` (per element), ``grad`` (like ``x``) and ``gout``
+    (per element) are optional.  Returns ``(loss_sum, n_bad_x, n_bad_t)``: the
+    counts of probabilities outside [0, 1] in ``x`` and ``t`` (0 with logits);
+    the caller raises when they are not 0.
+    """
+    cdef fx_bce_args A
+    cdef Py_ssize_t n = x.shape[0]
+    memset(&A, 0, sizeof(A))
+    A.logits = logits
+    A.n = n
+    A.x = addr(x, n, "x")
+    A.t = addr(t, n, "t")
+    A.w = addr(w, w.shape[0] if w is not None else 0, "w")
+    A.wl = bcast_of(w, w_dims, w_strides, "w")
+    A.pw = addr(pw, pw.shape[0] if pw is not None else 0, "pw")
+    A.pwl = bcast_of(pw, pw_dims, pw_strides, "pw")
+    A.loss = <void *>addr(loss_out, n, "loss_out")
+    A.grad = <void *>addr(grad, n, "grad")
+    A.gout = <const double *>addr(gout, n, "gout")
+    A.gscale = gscale
+    if real is float:
+        return run_bce_blocks(fx_bce_block_f, &A, n_threads)
+    else:
+        return run_bce_blocks(fx_bce_block_d, &A, n_threads)

@@ -47,9 +47,10 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
-    total, bad_x, bad_t = kernels.bce(logits, flat(x), flat(t), w, w_dims, w_strides,
-                                      pw, pw_dims, pw_strides, flat(loss_out), flat(g),
-                                      gout, gscale, nt)
+    total, bad_x, bad_t = kernels.bce(logits=logits, x=flat(x), t=flat(t), w=w, w_dims=w_dims,
+                                      w_strides=w_strides, pw=pw, pw_dims=pw_dims,
+                                      pw_strides=pw_strides, loss_out=flat(loss_out), grad=flat(g),
+                                      gout=gout, gscale=gscale, n_threads=nt)
     if bad_x:
         raise _not_probabilities("input", x, bad_x)
     if bad_t:

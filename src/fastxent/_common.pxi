@@ -1,10 +1,13 @@
-# Shared declarations of the kernel module: fused types, the C headers of cext/,
-# threads and CPU features.  Included by _kernels.pxi.
+# What the drivers share: fused types, threads, block sums, flat-array helpers,
+# and the runtime queries (OpenMP, CPU features).  Included by _kernels.pxi.
+#
+# Every kernel is declared once, in kernels.pxd; its struct is filled here from
+# keyword arguments (the Python layer calls each driver by keyword).
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
-from libc.math cimport NAN
+from libc.string cimport memset
 
 cdef extern from "fx_omp.h" nogil:
     int fx_openmp_enabled()
@@ -19,8 +22,14 @@ ctypedef fused real:
     float
     double
 
+# Any flat array the drivers take a pointer of.
+ctypedef fused flat:
+    float
+    double
+    int64_t
+
 # Below this many elements a call runs on one thread: starting a parallel region
-# costs more than it saves.
+# costs more than it saves.  (Speed only: results do not depend on it.)
 cdef enum:
     SERIAL_BELOW = 32768
 
@@ -33,10 +42,11 @@ cdef inline int threads_for(Py_ssize_t n_elements, Py_ssize_t n_blocks, int n_th
     return n_threads
 
 
-cdef inline double* alloc_partials(Py_ssize_t n) except NULL:
-    cdef double *p = <double*>malloc((n if n > 0 else 1) * sizeof(double))
+cdef inline void *block_results(Py_ssize_t n, size_t size) except NULL:
+    # One result per block, never a zero-size allocation.
+    cdef void *p = malloc((n if n > 0 else 1) * size)
     if p == NULL:
-        raise MemoryError(f"cannot allocate {n} block sums")
+        raise MemoryError(f"cannot allocate {n} block results")
     return p
 
 
@@ -47,6 +57,16 @@ cdef inline double sum_in_order(const double *partials, Py_ssize_t n) noexcept n
     for b in range(n):
         total += partials[b]
     return total
+
+
+cdef inline const void *addr(const flat[::1] a, Py_ssize_t n, str name) except? NULL:
+    # The first element of a flat array of n elements, or NULL for None (or an
+    # empty array).  The length is checked: the kernels trust it.
+    if a is None:
+        return NULL
+    if a.shape[0] != n:
+        raise ValueError(f"{name} has {a.shape[0]} elements, the call needs {n}")
+    return <const void *>&a[0] if n > 0 else NULL
 
 
 def openmp_enabled():

@@ -1,14 +1,19 @@
-# Stub of the kernel extension modules (_kernels_baseline and _kernels_avx2,
-# both compiled from _kernels.pxi): the functions the Python layer calls.
-# Arrays are flat, C-contiguous, of one dtype per call (float32 or float64).
-from typing import Any, Optional
+# Stub of the kernel extension modules (_kernels_baseline, and _kernels_avx2,
+# which re-exports it: both are compiled from _kernels.pxi).  Every driver takes
+# keyword arguments only, all of them required (None for an absent array).  Arrays are flat and C-contiguous; the floating ones
+# of one call share one dtype (float32 or float64), and each is checked against
+# the shape (ValueError) before the kernels run.
+from typing import Optional, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
-_Real = NDArray[Any]                 # float32 or float64, the same for every argument
+_Real = Union[NDArray[np.float32], NDArray[np.float64]]
 _Int64 = NDArray[np.int64]
 _Float64 = NDArray[np.float64]
+_Intp = NDArray[np.intp]
+
+__test__: dict[str, str]          # Cython's table of doctests
 
 LSE: int
 SOFTMAX: int
@@ -18,14 +23,33 @@ def openmp_enabled() -> bool: ...
 def omp_max_threads() -> int: ...
 def omp_set_num_threads(n: int) -> None: ...
 def cpu_features() -> dict[str, bool]: ...
-def check_index_targets(y: _Int64, C: int, ignore_index: int, w: Optional[_Float64],
-                        n_threads: int) -> tuple[int, int, float]: ...
-def xent(x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64], ignore_index: int,
-         t: Optional[_Real], w: Optional[_Real], w_sum: float, eps: float,
-         loss_out: Optional[_Real], g: Optional[_Real], gout: Optional[_Float64], gscale: float,
-         n_threads: int) -> float: ...
-def nll(x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: int,
-        w: Optional[_Real], loss_out: Optional[_Real], g: Optional[_Real],
-        gout: Optional[_Float64], gscale: float, n_threads: int) -> float: ...
-def lse_family(x: _Real, n_outer: int, C: int, inner: int, mode: int,
-               lse_out: Optional[_Real], out: Optional[_Real], n_threads: int) -> None: ...
+
+def check_index_targets(*, y: _Int64, C: int, ignore_index: int, w: Optional[_Float64],
+                        n_threads: int) -> tuple[int, int, float]:
+    """(first_bad, n_kept, w_kept): the first index outside [0, C) that is not
+    ignore_index (-1 if none), and what a "mean" divides by."""
+
+def xent(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
+         ignore_index: int, t: Optional[_Real], w: Optional[_Real],
+         w_sum: float, eps: float, loss_out: Optional[_Real],
+         grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
+         n_threads: int) -> float:
+    """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum."""
+
+def nll(*, x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: int,
+        w: Optional[_Real], loss_out: Optional[_Real], grad: Optional[_Real],
+        gout: Optional[_Float64], gscale: float, n_threads: int) -> float:
+    """nll of an (n_outer, C, inner) input of log-probabilities; the loss sum."""
+
+def lse_family(*, x: _Real, n_outer: int, C: int, inner: int, mode: int,
+               lse_out: Optional[_Real], out: Optional[_Real],
+               n_threads: int) -> None:
+    """log-sum-exp into lse_out and, by mode, softmax or log_softmax into out."""
+
+def bce(*, logits: bool, x: _Real, t: _Real, w: Optional[_Real],
+        w_dims: Optional[_Intp], w_strides: Optional[_Intp],
+        pw: Optional[_Real], pw_dims: Optional[_Intp],
+        pw_strides: Optional[_Intp], loss_out: Optional[_Real],
+        grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
+        n_threads: int) -> tuple[float, int, int]:
+    """Binary cross-entropy; (loss sum, n_bad_x, n_bad_t)."""

@@ -19,7 +19,8 @@ def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
     """Checks class-index targets; returns them flat and what a "mean" divides by."""
     y = _args.as_index_target(tgt, sample_shape, x_shape)
     w64 = None if w is None else w.astype(np.float64)
-    first_bad, n_kept, w_kept = kernels.check_index_targets(y, C, ignore_index, w64, nt)
+    first_bad, n_kept, w_kept = kernels.check_index_targets(y=y, C=C, ignore_index=ignore_index,
+                                                            w=w64, n_threads=nt)
     if first_bad >= 0:
         raise ValueError(
             f"target value {int(y[first_bad])} at index {_args.format_index(first_bad, sample_shape)} "
@@ -60,18 +61,19 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
     g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
                                              sample_shape, denom, x, result_dtype,
                                              (xv, x, tgt, y, t, weight, w))
-    if g is not None and kind == "nll":
-        g.fill(0)   # the nll kernel writes the target entries only
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
     if kind == "xent":
         w_sum = float(C) if w is None else float(w.sum(dtype=np.float64))
-        total = kernels.xent(flat(x), n_outer, C, inner, y, ignore_index, flat(t), w, w_sum, eps,
-                             flat(loss_out), flat(g), gout, gscale, nt)
+        total = kernels.xent(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
+                             ignore_index=ignore_index, t=flat(t), w=w, w_sum=w_sum, eps=eps,
+                             loss_out=flat(loss_out), grad=flat(g), gout=gout, gscale=gscale,
+                             n_threads=nt)
     else:
-        total = kernels.nll(flat(x), n_outer, C, inner, y, ignore_index, w,
-                            flat(loss_out), flat(g), gout, gscale, nt)
+        total = kernels.nll(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
+                            ignore_index=ignore_index, w=w, loss_out=flat(loss_out), grad=flat(g),
+                            gout=gout, gscale=gscale, n_threads=nt)
 
     return _args.finish(total, loss_out, denom, reduction, result_dtype, g, grad)
 
@@ -212,7 +214,8 @@ def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
     kernel; until then ``w`` and ``sign_out`` are None.)"""
     if w is not None or sign_out is not None:
         raise NotImplementedError("the weighted log-sum-exp kernel is not in this build")
-    kernels.lse_family(a, lay.n_outer, lay.C, lay.inner, kernels.LSE, lse_out, None, nt)
+    kernels.lse_family(x=a, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=kernels.LSE,
+                       lse_out=lse_out, out=None, n_threads=nt)
 
 
 def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,
@@ -235,10 +238,12 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
         return results if return_sign else results[0]
     buf, copy_to, result = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, (xv, a))
     if lay.perm is None:
-        kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, buf.reshape(-1), nt)
+        kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
+                           lse_out=None, out=buf.reshape(-1), n_threads=nt)
     else:                                # the reduced axes were moved last: move them back
         moved = np.empty(a.size, dtype=a.dtype)
-        kernels.lse_family(flat, lay.n_outer, lay.C, lay.inner, mode, None, moved, nt)
+        kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
+                           lse_out=None, out=moved, n_threads=nt)
         np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
     if out is not None:
         return _args.finish_grad(buf, copy_to, result, result_dtype)

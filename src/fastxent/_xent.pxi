@@ -1,117 +1,63 @@
-# The multi-class drivers: cross-entropy, nll, log-sum-exp / softmax.
+# The multi-class drivers: cross-entropy, nll, log-sum-exp / softmax, and the
+# check of class-index targets.
 #
-# The arithmetic is in cext/fx_xent.h; these functions cut the work into blocks
-# that depend on the shape only (never on the thread count), run the blocks with
-# prange and the GIL released, and add the per-block loss sums in block order.
-#
-# Layout: the input is (n_outer, C, inner) in C order.  inner == 1 means the
-# class axis is contiguous ("rows"); otherwise blocks are tiles of FX_TILE
-# sample positions of one outer index.  Sample n = o * inner + i indexes the
-# targets, per-sample losses and grad_output.
+# The arithmetic, the block layout and the per-sample rules are in
+# cext/fx_xent.h; each driver here fills the kernel's struct from its keyword
+# arguments (checking that every array fits the shape), runs the blocks with
+# prange and the GIL released, and adds the per-block sums in block order.
 
-cdef extern from "fx_xent.h" nogil:
-    enum:
-        FX_TILE
-        FX_LSE
-        FX_SOFTMAX
-        FX_LOG_SOFTMAX
-    double fx_xent_rows_f(const float *x, Py_ssize_t n_rows, Py_ssize_t C,
-                          const int64_t *y, int64_t ignore_index,
-                          const float *t, const float *w, double w_sum, double eps,
-                          float *loss_out, float *g, const double *gout, double gscale)
-    double fx_xent_rows_d(const double *x, Py_ssize_t n_rows, Py_ssize_t C,
-                          const int64_t *y, int64_t ignore_index,
-                          const double *t, const double *w, double w_sum, double eps,
-                          double *loss_out, double *g, const double *gout, double gscale)
-    double fx_xent_tile_f(const float *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
-                          const int64_t *y, int64_t ignore_index,
-                          const float *t, const float *w, double w_sum, double eps,
-                          float *loss_out, float *g, const double *gout, double gscale)
-    double fx_xent_tile_d(const double *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
-                          const int64_t *y, int64_t ignore_index,
-                          const double *t, const double *w, double w_sum, double eps,
-                          double *loss_out, double *g, const double *gout, double gscale)
-    void fx_lse_rows_f(const float *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
-                       float *lse_out, float *out)
-    void fx_lse_rows_d(const double *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
-                       double *lse_out, double *out)
-    void fx_lse_tile_f(const float *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner, int mode,
-                       float *lse_out, float *out)
-    void fx_lse_tile_d(const double *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner, int mode,
-                       double *lse_out, double *out)
+from fastxent.kernels cimport (
+    FX_LSE, FX_SOFTMAX, FX_LOG_SOFTMAX, fx_layout, fx_xent_args, fx_lse_args, fx_target_stats,
+    fx_nblocks, fx_sample_nblocks, fx_check_targets, fx_xent_block_f, fx_xent_block_d,
+    fx_nll_block_f, fx_nll_block_d, fx_lse_block_f, fx_lse_block_d)
 
-cdef enum:
-    BLOCK_ELEMS = 16384      # elements per block of rows (at least one row)
-    TARGET_BLOCK = 65536     # targets per block of the target check
+ctypedef double (*xent_block_fn)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad) noexcept nogil
+ctypedef void (*lse_block_fn)(const fx_lse_args *A, Py_ssize_t b) noexcept nogil
 
 
-# ---- the dtype dispatch, in one place ------------------------------------------
-
-cdef inline double xent_rows(const real *x, Py_ssize_t n_rows, Py_ssize_t C,
-                             const int64_t *y, int64_t ignore_index,
-                             const real *t, const real *w, double w_sum, double eps,
-                             real *loss_out, real *g, const double *gout,
-                             double gscale) noexcept nogil:
-    if real is float:
-        return fx_xent_rows_f(x, n_rows, C, y, ignore_index, t, w, w_sum, eps, loss_out, g, gout, gscale)
-    else:
-        return fx_xent_rows_d(x, n_rows, C, y, ignore_index, t, w, w_sum, eps, loss_out, g, gout, gscale)
-
-
-cdef inline double xent_tile(const real *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
-                             const int64_t *y, int64_t ignore_index,
-                             const real *t, const real *w, double w_sum, double eps,
-                             real *loss_out, real *g, const double *gout,
-                             double gscale) noexcept nogil:
-    if real is float:
-        return fx_xent_tile_f(x, T, C, inner, y, ignore_index, t, w, w_sum, eps, loss_out, g, gout, gscale)
-    else:
-        return fx_xent_tile_d(x, T, C, inner, y, ignore_index, t, w, w_sum, eps, loss_out, g, gout, gscale)
+cdef inline fx_layout layout_of(Py_ssize_t n_x, Py_ssize_t n_outer, Py_ssize_t C,
+                                Py_ssize_t inner) except *:
+    # The (n_outer, C, inner) shape of an input of n_x elements, checked.
+    cdef fx_layout s
+    if n_outer < 0 or C < 0 or inner < 0 or n_outer * C * inner != n_x:
+        raise ValueError(f"an input of {n_x} elements is not ({n_outer}, {C}, {inner})")
+    s.n_outer = n_outer
+    s.C = C
+    s.inner = inner
+    return s
 
 
-cdef inline void lse_rows(const real *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
-                          real *lse_out, real *out) noexcept nogil:
-    if real is float:
-        fx_lse_rows_f(x, n_rows, C, mode, lse_out, out)
-    else:
-        fx_lse_rows_d(x, n_rows, C, mode, lse_out, out)
+cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threads) except? -1.0:
+    # Every block of the call, the block sums added in block order.  A class
+    # index the kernel found out of range (the target changed after the check)
+    # raises once the blocks are done.
+    cdef Py_ssize_t nb = fx_nblocks(&A.shape)
+    cdef Py_ssize_t n_x = A.shape.n_outer * A.shape.C * A.shape.inner
+    cdef double *partials = <double *>block_results(nb, sizeof(double))
+    cdef Py_ssize_t *bad = <Py_ssize_t *>block_results(nb, sizeof(Py_ssize_t))
+    cdef Py_ssize_t blk, first_bad = -1
+    cdef double total
+    try:
+        with nogil:
+            for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
+                partials[blk] = fn(A, blk, &bad[blk])
+            total = sum_in_order(partials, nb)
+            for blk in range(nb):
+                if bad[blk] >= 0:
+                    first_bad = bad[blk]
+                    break
+        if first_bad >= 0:
+            raise ValueError(
+                f"the target at flat position {first_bad} held a class index outside "
+                f"[0, {A.shape.C}) that is not ignore_index ({A.ignore_index}) when the kernel "
+                f"read it: was the target changed during the call (by another thread)?")
+    finally:
+        free(partials)
+        free(bad)
+    return total
 
 
-cdef inline void lse_tile(const real *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner, int mode,
-                          real *lse_out, real *out) noexcept nogil:
-    if real is float:
-        fx_lse_tile_f(x, T, C, inner, mode, lse_out, out)
-    else:
-        fx_lse_tile_d(x, T, C, inner, mode, lse_out, out)
-
-
-# ---- blocks -------------------------------------------------------------------
-
-cdef struct Blocks:
-    Py_ssize_t n            # number of blocks
-    Py_ssize_t rows         # rows per block (row layout)
-    Py_ssize_t tiles        # tiles per outer index (strided layout)
-
-
-cdef inline Blocks make_blocks(Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner) noexcept nogil:
-    cdef Blocks b
-    if inner == 1:
-        # about BLOCK_ELEMS elements, at least one row (an empty row counts as one element)
-        b.rows = BLOCK_ELEMS // C if C > 0 else BLOCK_ELEMS
-        if b.rows < 1:
-            b.rows = 1
-        b.tiles = 0
-        b.n = (n_outer + b.rows - 1) // b.rows
-    else:
-        b.rows = 0
-        b.tiles = (inner + FX_TILE - 1) // FX_TILE
-        b.n = n_outer * b.tiles
-    return b
-
-
-# ---- Python-facing drivers -----------------------------------------------------
-
-def check_index_targets(const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
+def check_index_targets(*, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
                         const double[::1] w, int n_threads):
     """Check class-index targets and total what a "mean" divides by.
 
@@ -120,182 +66,119 @@ def check_index_targets(const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index
     number of targets not ignored and the sum of their class weights (their
     number without weights), each added in block order.
     """
-    cdef Py_ssize_t n = y.shape[0]
-    cdef Py_ssize_t nb = (n + TARGET_BLOCK - 1) // TARGET_BLOCK
-    cdef const int64_t *yp = &y[0] if n > 0 else NULL
-    cdef const double *wp = &w[0] if w is not None and w.shape[0] > 0 else NULL
-    cdef double *wsum = alloc_partials(nb)
-    cdef double *cnt = alloc_partials(nb)
-    cdef double *bad = alloc_partials(nb)
-    cdef Py_ssize_t blk, j, j0, j1, first_bad = -1
-    cdef double c_acc, w_acc, n_kept = 0.0, w_kept = 0.0
-    cdef int64_t v
-    cdef int nt = threads_for(n, nb, n_threads)
+    cdef fx_xent_args A
+    memset(&A, 0, sizeof(A))
+    A.shape = layout_of(y.shape[0] * C, y.shape[0], C, 1)
+    A.y = <const int64_t *>addr(y, y.shape[0], "y")
+    A.ignore_index = ignore_index
+    cdef const double *w64 = <const double *>addr(w, C, "w")
+    cdef Py_ssize_t nb = fx_sample_nblocks(&A.shape)
+    cdef fx_target_stats *st = <fx_target_stats *>block_results(nb, sizeof(fx_target_stats))
+    cdef Py_ssize_t blk, first_bad = -1
+    cdef double n_kept = 0.0, w_kept = 0.0
     try:
         with nogil:
-            for blk in prange(nb, num_threads=nt, schedule="static"):
-                j0 = blk * TARGET_BLOCK
-                j1 = j0 + TARGET_BLOCK if j0 + TARGET_BLOCK < n else n
-                c_acc = 0.0
-                w_acc = 0.0
-                bad[blk] = -1.0
-                for j in range(j0, j1):
-                    v = yp[j]
-                    if v == ignore_index:
-                        continue
-                    if v < 0 or v >= C:
-                        if bad[blk] < 0:
-                            bad[blk] = <double>j
-                        continue
-                    c_acc = c_acc + 1.0
-                    w_acc = w_acc + (wp[v] if wp != NULL else 1.0)
-                cnt[blk] = c_acc
-                wsum[blk] = w_acc
-            for blk in range(nb):
-                if bad[blk] >= 0:
-                    first_bad = <Py_ssize_t>bad[blk]
-                    break
-            n_kept = sum_in_order(cnt, nb)
-            w_kept = sum_in_order(wsum, nb)
+            for blk in prange(nb, num_threads=threads_for(y.shape[0], nb, n_threads), schedule="static"):
+                st[blk] = fx_check_targets(&A, w64, blk)
+            for blk in range(nb):       # in block order
+                if first_bad < 0 and st[blk].first_bad >= 0:
+                    first_bad = st[blk].first_bad
+                n_kept = n_kept + st[blk].n_kept
+                w_kept = w_kept + st[blk].w_kept
     finally:
-        free(wsum)
-        free(cnt)
-        free(bad)
+        free(st)
     return first_bad, int(n_kept), w_kept
 
 
-def xent(const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
+cdef inline fx_xent_args xent_args(const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C,
+                                   Py_ssize_t inner, const int64_t[::1] y, int64_t ignore_index,
+                                   const real[::1] w, real[::1] loss_out, real[::1] grad,
+                                   const double[::1] gout, double gscale) except *:
+    # What cross-entropy and nll share of their struct, from checked arrays.
+    cdef fx_xent_args A
+    memset(&A, 0, sizeof(A))
+    A.shape = layout_of(x.shape[0], n_outer, C, inner)
+    cdef Py_ssize_t n = n_outer * inner
+    A.x = addr(x, x.shape[0], "x")
+    A.y = <const int64_t *>addr(y, n, "y")
+    A.ignore_index = ignore_index
+    A.w = addr(w, C, "w")
+    A.loss = <void *>addr(loss_out, n, "loss_out")
+    A.grad = <void *>addr(grad, x.shape[0], "grad")
+    A.gout = <const double *>addr(gout, n, "gout")
+    A.gscale = gscale
+    return A
+
+
+def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
          const int64_t[::1] y, int64_t ignore_index, const real[::1] t,
          const real[::1] w, double w_sum, double eps,
-         real[::1] loss_out, real[::1] g, const double[::1] gout, double gscale,
-         int n_threads):
+         real[::1] loss_out, real[::1] grad, const double[::1] gout,
+         double gscale, int n_threads):
     """Cross-entropy over an (n_outer, C, inner) input; returns the loss sum.
 
-    ``y`` (class indices) or ``t`` (probabilities, like ``x``) is given, the
-    other None.  ``loss_out`` (per sample), ``g`` (like ``x``) and ``gout``
-    (per sample) are optional.  Targets must have been checked.
+    Exactly one of ``y`` (class indices, checked by check_index_targets) and
+    ``t`` (probabilities, like ``x``) is given.  ``w_sum`` is the sum of ``w``
+    (C without weights).  ``loss_out`` (per sample), ``grad``
+    (like ``x``) and ``gout`` (per sample) are optional; the gradient is
+    scaled by ``gout * gscale``.
     """
-    cdef Blocks bl = make_blocks(n_outer, C, inner)
-    cdef const real *xp = &x[0] if x.shape[0] > 0 else NULL
-    cdef const int64_t *yp = &y[0] if y is not None and y.shape[0] > 0 else NULL
-    cdef const real *tp = &t[0] if t is not None and t.shape[0] > 0 else NULL
-    cdef const real *wp = &w[0] if w is not None and w.shape[0] > 0 else NULL
-    cdef real *lp = &loss_out[0] if loss_out is not None and loss_out.shape[0] > 0 else NULL
-    cdef real *gp = &g[0] if g is not None and g.shape[0] > 0 else NULL
-    cdef const double *gop = &gout[0] if gout is not None and gout.shape[0] > 0 else NULL
-    cdef bint by_index = y is not None
-    cdef double *partials = alloc_partials(bl.n)
-    cdef Py_ssize_t blk, r0, nr, o, i0, T, off, n0
-    cdef int nt = threads_for(x.shape[0], bl.n, n_threads)
-    cdef double total
-    try:
-        with nogil:
-            if inner == 1:
-                for blk in prange(bl.n, num_threads=nt, schedule="static"):
-                    r0 = blk * bl.rows
-                    nr = bl.rows if r0 + bl.rows <= n_outer else n_outer - r0
-                    off = r0 * C
-                    partials[blk] = xent_rows(
-                        xp + off, nr, C, (yp + r0) if by_index else NULL, ignore_index,
-                        (tp + off) if not by_index else NULL, wp, w_sum, eps,
-                        (lp + r0) if lp != NULL else NULL, (gp + off) if gp != NULL else NULL,
-                        (gop + r0) if gop != NULL else NULL, gscale)
-            else:
-                for blk in prange(bl.n, num_threads=nt, schedule="static"):
-                    o = blk // bl.tiles
-                    i0 = (blk - o * bl.tiles) * FX_TILE
-                    T = FX_TILE if i0 + FX_TILE <= inner else inner - i0
-                    off = o * C * inner + i0
-                    n0 = o * inner + i0
-                    partials[blk] = xent_tile(
-                        xp + off, T, C, inner, (yp + n0) if by_index else NULL, ignore_index,
-                        (tp + off) if not by_index else NULL, wp, w_sum, eps,
-                        (lp + n0) if lp != NULL else NULL, (gp + off) if gp != NULL else NULL,
-                        (gop + n0) if gop != NULL else NULL, gscale)
-            total = sum_in_order(partials, bl.n)
-    finally:
-        free(partials)
-    return total
+    if (y is None) == (t is None):
+        raise ValueError("xent takes class indices y or probabilities t, exactly one")
+    cdef fx_xent_args A = xent_args(x, n_outer, C, inner, y, ignore_index, w, loss_out, grad,
+                                    gout, gscale)
+    A.t = addr(t, x.shape[0], "t")
+    A.eps = eps
+    A.w_sum = w_sum
+    if real is float:
+        return run_xent_blocks(fx_xent_block_f, &A, n_threads)
+    else:
+        return run_xent_blocks(fx_xent_block_d, &A, n_threads)
 
 
-def nll(const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
+def nll(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
         const int64_t[::1] y, int64_t ignore_index, const real[::1] w,
-        real[::1] loss_out, real[::1] g, const double[::1] gout, double gscale,
-        int n_threads):
-    """Negative log-likelihood over an (n_outer, C, inner) input of log-probabilities.
-
-    Returns the loss sum.  ``g`` (like ``x``) must arrive zeroed: only the
-    target entries are written.  Targets must have been checked.
+        real[::1] loss_out, real[::1] grad, const double[::1] gout,
+        double gscale, int n_threads):
+    """Negative log-likelihood over an (n_outer, C, inner) input of
+    log-probabilities; returns the loss sum.  The whole of ``grad`` is written
+    (0 but at the targets).  Arguments as for :func:`xent`.
     """
-    cdef Py_ssize_t n = n_outer * inner
-    cdef Py_ssize_t nb = (n + TARGET_BLOCK - 1) // TARGET_BLOCK
-    cdef const real *xp = &x[0] if x.shape[0] > 0 else NULL
-    cdef const int64_t *yp = &y[0] if y.shape[0] > 0 else NULL
-    cdef const real *wp = &w[0] if w is not None and w.shape[0] > 0 else NULL
-    cdef real *lp = &loss_out[0] if loss_out is not None and loss_out.shape[0] > 0 else NULL
-    cdef real *gp = &g[0] if g is not None and g.shape[0] > 0 else NULL
-    cdef const double *gop = &gout[0] if gout is not None and gout.shape[0] > 0 else NULL
-    cdef double *partials = alloc_partials(nb)
-    cdef Py_ssize_t blk, j, j0, j1, o, idx
-    cdef int64_t v
-    cdef double acc, wy, loss, gs, total
-    cdef int nt = threads_for(n, nb, n_threads)
-    try:
-        with nogil:
-            for blk in prange(nb, num_threads=nt, schedule="static"):
-                j0 = blk * TARGET_BLOCK
-                j1 = j0 + TARGET_BLOCK if j0 + TARGET_BLOCK < n else n
-                acc = 0.0
-                for j in range(j0, j1):
-                    v = yp[j]
-                    if v == ignore_index:
-                        if lp != NULL:
-                            lp[j] = 0
-                        continue
-                    o = j // inner
-                    idx = (o * C + v) * inner + (j - o * inner)
-                    wy = wp[v] if wp != NULL else 1.0
-                    loss = -wy * xp[idx]
-                    if lp != NULL:
-                        lp[j] = <real>loss
-                    acc = acc + loss
-                    if gp != NULL:
-                        gs = gop[j] * gscale if gop != NULL else gscale
-                        gp[idx] = <real>(-wy * gs)
-                partials[blk] = acc
-            total = sum_in_order(partials, nb)
-    finally:
-        free(partials)
-    return total
+    if y is None:
+        raise ValueError("nll takes class indices y")
+    cdef fx_xent_args A = xent_args(x, n_outer, C, inner, y, ignore_index, w, loss_out, grad,
+                                    gout, gscale)
+    if real is float:
+        return run_xent_blocks(fx_nll_block_f, &A, n_threads)
+    else:
+        return run_xent_blocks(fx_nll_block_d, &A, n_threads)
 
 
-def lse_family(const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
+cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) noexcept:
+    cdef Py_ssize_t nb = fx_nblocks(&A.shape), blk
+    cdef Py_ssize_t n_x = A.shape.n_outer * A.shape.C * A.shape.inner
+    with nogil:
+        for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
+            fn(A, blk)
+
+
+def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
                int mode, real[::1] lse_out, real[::1] out, int n_threads):
     """log-sum-exp over the class axis into ``lse_out`` (per sample, optional)
-    and, for mode FX_SOFTMAX / FX_LOG_SOFTMAX, softmax or log_softmax into ``out``."""
-    cdef Blocks bl = make_blocks(n_outer, C, inner)
-    cdef const real *xp = &x[0] if x.shape[0] > 0 else NULL
-    cdef real *lp = &lse_out[0] if lse_out is not None and lse_out.shape[0] > 0 else NULL
-    cdef real *op = &out[0] if out is not None and out.shape[0] > 0 else NULL
-    cdef Py_ssize_t blk, r0, nr, o, i0, T, off, n0
-    cdef int nt = threads_for(x.shape[0], bl.n, n_threads)
-    with nogil:
-        if inner == 1:
-            for blk in prange(bl.n, num_threads=nt, schedule="static"):
-                r0 = blk * bl.rows
-                nr = bl.rows if r0 + bl.rows <= n_outer else n_outer - r0
-                off = r0 * C
-                lse_rows(xp + off, nr, C, mode, (lp + r0) if lp != NULL else NULL,
-                         (op + off) if op != NULL else NULL)
-        else:
-            for blk in prange(bl.n, num_threads=nt, schedule="static"):
-                o = blk // bl.tiles
-                i0 = (blk - o * bl.tiles) * FX_TILE
-                T = FX_TILE if i0 + FX_TILE <= inner else inner - i0
-                off = o * C * inner + i0
-                n0 = o * inner + i0
-                lse_tile(xp + off, T, C, inner, mode, (lp + n0) if lp != NULL else NULL,
-                         (op + off) if op != NULL else NULL)
+    and, for mode SOFTMAX / LOG_SOFTMAX, softmax or log_softmax into ``out``."""
+    if mode not in (FX_LSE, FX_SOFTMAX, FX_LOG_SOFTMAX):
+        raise ValueError(f"mode must be LSE, SOFTMAX or LOG_SOFTMAX, got {mode}")
+    cdef fx_lse_args A
+    memset(&A, 0, sizeof(A))
+    A.shape = layout_of(x.shape[0], n_outer, C, inner)
+    A.x = addr(x, x.shape[0], "x")
+    A.mode = mode
+    A.lse = <void *>addr(lse_out, n_outer * inner, "lse_out")
+    A.out = <void *>addr(out, x.shape[0], "out")
+    if real is float:
+        run_lse_blocks(fx_lse_block_f, &A, n_threads)
+    else:
+        run_lse_blocks(fx_lse_block_d, &A, n_threads)
 
 
 LSE = FX_LSE

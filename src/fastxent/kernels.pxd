@@ -1,69 +1,137 @@
-# fastxent's C kernels for downstream Cython code: `from fastxent.kernels cimport ...`
+# fastxent's C kernels: the one declaration of each, for fastxent's own drivers
+# (_xent.pxi, _bce.pxi) and for downstream Cython code:
 #
-# These are the row kernels that fastxent's own drivers run on each block of a
-# call; they are nogil, allocate nothing and take raw pointers, so a downstream
-# extension can call them inside its own loops or prange.  Each comes in a float
-# (_f) and a double (_d) version.  They are `static` functions of header files:
-# nothing is imported from fastxent at run time, and the extension is compiled
-# with fastxent's headers:
+#     from fastxent.kernels cimport fx_xent_args, fx_nblocks, fx_xent_block_d
+#
+# A call is described by a struct (fx_xent_args, fx_lse_args, fx_bce_args) and
+# cut into blocks fixed by its shape alone; each block function is nogil,
+# allocates nothing and may run on any thread, and a call's result is the sum
+# of its block results added in block order (which is what fastxent itself
+# does, under OpenMP).  Zero a struct (memset) before filling it: options added
+# in later versions are off at zero.  Arrays are flat C-order pointers:
+# "REAL" marks float for the _f kernels and double for the _d kernels.
+#
+# The kernels are `static` functions of header files: nothing is imported from
+# fastxent at run time, and the extension is compiled with fastxent's headers,
 #
 #     Extension(..., include_dirs=[fastxent.get_include()])
 #
 # (-Wno-unused-function quiets GCC about the kernels a module does not call.)
 #
-# Contracts (the callers check, the kernels do not):
-#  * The *_rows kernels take a C-contiguous (n_rows, C) block of x.
-#  * y (class indices, one per row) holds values in [0, C) or ignore_index.
-#  * Sums are accumulated in double, in an order that depends on C only.
+# Contracts (the callers check, the kernels do not): array lengths fit the
+# shape; g / out / loss do not alias an input.  Class indices are the
+# exception: each is checked as it is used, and one outside [0, C) that is not
+# ignore_index is reported through `bad`, never used to index memory.
 
 from libc.stdint cimport int64_t
 
+cdef extern from "fx_config.h" nogil:
+    # The constants that change results bitwise (see fx_config.h).
+    enum:
+        FX_LANES
+        FX_TILE
+        FX_CBLOCK
+        FX_SMALL_C
+        FX_CHUNK_MIN
+        FX_MAX_CHUNKS
+        FX_ROW_BLOCK
+        FX_SAMPLE_BLOCK
+        FX_BCE_BLOCK
+
+
 cdef extern from "fx_xent.h" nogil:
     enum:
-        FX_TILE             # positions per tile of the *_tile kernels, at most
-        FX_LSE              # mode of fx_lse_*: log-sum-exp only
+        FX_LSE              # fx_lse_args.mode: log-sum-exp only
         FX_SOFTMAX          # ... and softmax into out
         FX_LOG_SOFTMAX      # ... and log_softmax into out
 
-    # Cross-entropy of rows [0, n_rows), PyTorch's formula (label smoothing eps,
-    # class weights w).  Targets are either y (class indices; rows equal to
-    # ignore_index give loss 0 and gradient 0) or t (class probabilities, shaped
-    # like x): pass the other as NULL.  w: C class weights or NULL; w_sum: their
-    # sum (C without weights).  loss_out: per-row loss, or NULL.  g: the
-    # gradient rows (shaped like x), or NULL; the gradient of row r is scaled by
-    # gout[r] * gscale (gout NULL: by gscale alone): a "mean" passes 1 / what
-    # it divides by (see fastxent.cross_entropy).  g may not alias x.
-    # Returns the sum of the row losses.
-    double fx_xent_rows_f(const float *x, Py_ssize_t n_rows, Py_ssize_t C,
-                          const int64_t *y, int64_t ignore_index,
-                          const float *t, const float *w, double w_sum, double eps,
-                          float *loss_out, float *g, const double *gout, double gscale)
-    double fx_xent_rows_d(const double *x, Py_ssize_t n_rows, Py_ssize_t C,
-                          const int64_t *y, int64_t ignore_index,
-                          const double *t, const double *w, double w_sum, double eps,
-                          double *loss_out, double *g, const double *gout, double gscale)
+    # x is (n_outer, C, inner) in C order: class c of sample n = o * inner + i
+    # at x[(o * C + c) * inner + i].
+    ctypedef struct fx_layout:
+        Py_ssize_t n_outer
+        Py_ssize_t C
+        Py_ssize_t inner
 
-    # The same for T <= FX_TILE sample positions whose classes are `inner`
-    # elements apart (an (N, C, d1, ...) input): class c of position l is
-    # x[c * inner + l]; y, loss_out and gout are indexed by position, t and g
-    # like x.
-    double fx_xent_tile_f(const float *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
-                          const int64_t *y, int64_t ignore_index,
-                          const float *t, const float *w, double w_sum, double eps,
-                          float *loss_out, float *g, const double *gout, double gscale)
-    double fx_xent_tile_d(const double *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner,
-                          const int64_t *y, int64_t ignore_index,
-                          const double *t, const double *w, double w_sum, double eps,
-                          double *loss_out, double *g, const double *gout, double gscale)
+    # One call of cross-entropy (or nll: then t, eps and w_sum are unused).
+    ctypedef struct fx_xent_args:
+        fx_layout shape
+        const void *x           # REAL: logits (log-probabilities for nll)
+        const int64_t *y        # class index per sample, or NULL (then t)
+        int64_t ignore_index
+        const void *t           # REAL class probabilities like x, or NULL
+        const void *w           # REAL [C] class weights, or NULL
+        double w_sum            # their sum (C without weights)
+        double eps              # label smoothing
+        void *loss              # REAL per-sample loss, or NULL
+        void *grad              # REAL gradient like x, or NULL
+        const double *gout      # per-sample factor of the gradient, or NULL
+        double gscale           # its scalar factor: a "mean" passes
+                                # grad_output / what it divides by
 
-    # log-sum-exp of each row into lse_out (or NULL) and, for mode FX_SOFTMAX or
-    # FX_LOG_SOFTMAX, softmax or log_softmax into out (shaped like x); with
-    # scipy.special's answers for rows of -inf, inf or NaN.
-    void fx_lse_rows_f(const float *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
-                       float *lse_out, float *out)
-    void fx_lse_rows_d(const double *x, Py_ssize_t n_rows, Py_ssize_t C, int mode,
-                       double *lse_out, double *out)
-    void fx_lse_tile_f(const float *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner, int mode,
-                       float *lse_out, float *out)
-    void fx_lse_tile_d(const double *x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t inner, int mode,
-                       double *lse_out, double *out)
+    # One call of log-sum-exp / softmax / log_softmax (scipy.special semantics).
+    ctypedef struct fx_lse_args:
+        fx_layout shape
+        const void *x           # REAL
+        int mode                # FX_LSE, FX_SOFTMAX or FX_LOG_SOFTMAX
+        void *lse               # REAL per sample, or NULL
+        void *out               # REAL like x, or NULL
+
+    ctypedef struct fx_target_stats:
+        Py_ssize_t first_bad    # first sample with an index out of range, or -1
+        double n_kept           # samples not ignored
+        double w_kept           # the sum of their class weights
+
+    # The blocks of a call (the same for every kernel of fx_xent.h).
+    Py_ssize_t fx_nblocks(const fx_layout *shape)
+
+    # Cross-entropy / nll of block b: per-sample losses and the block's whole
+    # gradient; returns the block's loss sum.  *bad: the first sample of the
+    # block whose class index is out of range (its loss 0, its gradient that of
+    # an ignored sample), or -1.
+    double fx_xent_block_f(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+    double fx_xent_block_d(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+    double fx_nll_block_f(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+    double fx_nll_block_d(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+
+    # log-sum-exp of block b into A.lse and softmax / log_softmax into A.out.
+    void fx_lse_block_f(const fx_lse_args *A, Py_ssize_t b)
+    void fx_lse_block_d(const fx_lse_args *A, Py_ssize_t b)
+
+    # The target check (blocks of FX_SAMPLE_BLOCK samples, A.y and
+    # A.ignore_index over A.shape): what a "mean" divides by (w64: the class
+    # weights in float64, or NULL) and the first index out of range.
+    Py_ssize_t fx_sample_nblocks(const fx_layout *shape)
+    fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64, Py_ssize_t b)
+
+
+cdef extern from "fx_bce.h" nogil:
+    # An operand (weight, pos_weight) broadcast to the flat input: nd merged
+    # axes, their sizes and the operand's element strides (0 where broadcast).
+    ctypedef struct fx_bcast:
+        int nd
+        const Py_ssize_t *dims
+        const Py_ssize_t *strides
+
+    enum:
+        FX_BCE_MAXDIM           # axes of an fx_bcast at most
+
+    # One call of binary cross-entropy (on logits, or on probabilities).
+    ctypedef struct fx_bce_args:
+        int logits              # 1: x holds logits; 0: probabilities
+        Py_ssize_t n            # elements
+        const void *x           # REAL [n]
+        const void *t           # REAL [n]
+        const void *w           # REAL weight broadcast by wl, or NULL
+        fx_bcast wl
+        const void *pw          # REAL pos_weight broadcast by pwl, or NULL
+        fx_bcast pwl
+        void *loss              # REAL [n], or NULL
+        void *grad              # REAL [n], or NULL
+        const double *gout      # [n] per-element factor of the gradient, or NULL
+        double gscale
+
+    Py_ssize_t fx_bce_nblocks(const fx_bce_args *A)
+    # Block b: per-element losses and gradient, the block's loss sum; n_bad[0],
+    # n_bad[1]: probabilities of x and t outside [0, 1] (0 with logits).
+    double fx_bce_block_f(const fx_bce_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
+    double fx_bce_block_d(const fx_bce_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
