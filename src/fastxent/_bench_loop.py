@@ -22,7 +22,8 @@ matmul, of loss+grad inside the loop, and of the step; loss+grad alone (back to
 back, after BLAS's workers have gone to sleep) and matmul alone; and, measured
 with each worker thread's own CPU clock (immune to the machine's load), the CPU
 time BLAS's workers burned during loss+grad and OpenMP's workers during the
-two matmuls.
+two matmuls, as means over the steps (another thread's clock may advance only
+at scheduler ticks, 4 ms here, so one step's reading is coarse; the mean is not).
 """
 from __future__ import annotations
 
@@ -138,22 +139,26 @@ def _child(shape, n, steps, blas_threads) -> None:
     def med(v):
         return statistics.median(v) * 1e3
 
+    def mean(v):                                    # thread clocks may move in scheduler ticks
+        return statistics.fmean(v) * 1e3
+
     print(json.dumps({"mm": med(rec["mm"]), "loss": med(rec["loss"]), "step": med(rec["step"]),
                       "alone": med(alone[2:]), "mm_alone": med(mm_alone[1:]),
-                      "blas_cpu": med(rec["blas_cpu"]) if blas_clocks else None,
-                      "omp_cpu": med(rec["omp_cpu"]) if omp_clocks else None,
+                      "blas_cpu": mean(rec["blas_cpu"]) if blas_clocks else None,
+                      "omp_cpu": mean(rec["omp_cpu"]) if omp_clocks else None,
                       "blas_workers": len(blas), "omp_workers": len(omp)}))
 
 
-def measure(config, n, *, tiny=False, steps=20, timeout=600) -> dict:
-    """One configuration at ``n`` fastxent threads, in a fresh interpreter."""
+def measure(config, n, *, tiny=False, steps=20, shape=None, timeout=600) -> dict:
+    """One configuration at ``n`` fastxent threads, in a fresh interpreter
+    (``shape``: ``(N, H, C)``, else the section's)."""
     settings = dict(CONFIGS[config])
     blas_threads = settings.pop("threadpoolctl", None)
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env.update(settings)
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")])
-    shape = SHAPES["tiny" if tiny else "full"]
+    shape = tuple(shape or SHAPES["tiny" if tiny else "full"])
     code = (f"from fastxent._bench_loop import _child; "
             f"_child({shape!r}, {n!r}, {steps!r}, {blas_threads!r})")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -206,7 +211,8 @@ def run_section(*, threads=(1, 2), tiny=False, quick=False, out=None, err=None) 
           "loss+grad in the loop at 1 thread over n threads.\nBLAS CPU: CPU time NumPy's "
           "OpenBLAS workers burned during one loss+grad call (their spin after the\nmatmul); "
           "OpenMP CPU: CPU time fastxent's OpenMP workers burned during the step's two matmuls "
-          "(their\nspin after loss+grad); both from each worker thread's CPU clock.  Each "
+          "(their\nspin after loss+grad); both from each worker thread's CPU clock, means over "
+          "the steps.  Each "
           "configuration runs in a fresh\ninterpreter: OPENBLAS_THREAD_TIMEOUT and "
           "OMP_WAIT_POLICY are read when the library loads.", file=out)
     for note in notes:

@@ -151,11 +151,11 @@ def available(function: str, impl: str = "fastxent") -> bool:
 
 def op_available(wl, op, impl="fastxent") -> bool:
     """Whether this build of fastxent (or the adapter ``impl``) can run ``op`` of
-    ``wl``: the function exists and, for the Hessian, takes ``return_hessian``
+    ``wl``: the workload has the op, the function exists and, for the Hessian, takes ``return_hessian``
     (feature-detected from its signature, so the second-order rows appear by
     themselves once fastxent has them)."""
     function = wl.function(op)
-    if not available(function, impl):
+    if op not in wl.ops or not available(function, impl):
         return False
     if OPS[op][2]:
         import inspect
