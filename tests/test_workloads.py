@@ -128,15 +128,22 @@ def test_info_command():
 
 
 def test_bench_command_prints_a_table():
+    """The whole command, every section, tiny arrays; the peers that import (CI
+    installs torch, jax, optax and scikit-learn) run too."""
+    from fastxent._bench import COLUMNS
     res = _run_module("bench", "--quick", "--repeat", "1", "--tiny", "--threads", "1,2")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert any(line.startswith("| workload") and "fastxent ms" in line for line in lines)
-    rows = [line for line in lines if line.startswith("| W")]
+    assert any(line.startswith("| workload") and "fastxent ms" in line and "best peer" in line
+               for line in lines)
+    rows = [line for line in lines if line.startswith("| W") and line.count("|") == len(COLUMNS) + 1]
     # the --quick workloads W1 (float32), W2, W4 and W5, each op on 1 and 2 threads
-    assert {row.split("|")[1].split()[0] for row in rows} >= {"W1", "W2", "W4", "W5"}
-    assert all(row.count("|") == 11 for row in rows)
+    assert {row.split("|")[1].split()[0] for row in rows} == {"W1", "W2", "W4", "W5"}
+    assert {row.split("|")[3].strip() for row in rows} == {"1", "2"}
     assert "W3" not in res.stdout                      # not part of --quick
+    for section in ("floors (NumPy, one thread):", "small: one call", "loop: matmul",
+                    "W6, linear_cross_entropy"):
+        assert section in res.stdout
     assert "[1/4]" in res.stderr and "done in" in res.stderr   # progress on stderr
 
 

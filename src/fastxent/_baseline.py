@@ -7,7 +7,10 @@ that is the natural thing to do, so the baseline is fair, not a straw man.
 
 They cover what the benchmark workloads call (see ``_workloads.py``) and take the
 same arguments as fastxent's functions, minus ``weight``, ``ignore_index``,
-``label_smoothing``, ``grad_output``, ``out`` and ``n_threads``.  The bench judges
+``label_smoothing``, ``grad_output``, ``out`` and ``n_threads``.  The second-order
+twins (``return_hessian=True``, ``cross_entropy_hvp``) follow SPEC.md's version 0.2
+("Sample weights and second order") ahead of fastxent: the bench times them as soon
+as fastxent has the same functions.  The bench judges
 fastxent by them, so tests/test_workloads.py checks them against the tests' float64
 oracle (tests/reference.py); they are no oracle themselves.
 """
@@ -29,6 +32,19 @@ def _reduce(loss: np.ndarray, reduction: str):
     if reduction == "mean":
         return loss.dtype.type(loss.mean()), 1.0 / max(loss.size, 1)
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _scale_of(reduction, n):
+    """The factor a gradient is scaled by for ``n`` loss terms."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return 1.0 / max(n, 1) if reduction == "mean" else None
+
+
+def _scaled(a, scale):
+    if scale is not None:
+        a *= a.dtype.type(scale)
+    return a
 
 
 def _with_grad(loss, grad, scale):
@@ -64,7 +80,14 @@ def log_softmax(x, axis=-1):
     return z
 
 
-def cross_entropy(input, target, *, reduction="mean", axis=None, return_grad=False):
+def _need_grad(return_grad, return_hessian):
+    if return_hessian and not return_grad:
+        raise ValueError("return_hessian=True needs return_grad=True")
+
+
+def cross_entropy(input, target, *, reduction="mean", axis=None, return_grad=False,
+                  return_hessian=False):
+    _need_grad(return_grad, return_hessian)
     x, t = np.asarray(input), np.asarray(target)
     ax = _class_axis(x, axis)
     z, _ = _shifted(x, ax)
@@ -86,12 +109,37 @@ def cross_entropy(input, target, *, reduction="mean", axis=None, return_grad=Fal
         return loss
     grad = e
     grad /= s                                              # softmax
+    if return_hessian:                                     # A_n p (1 - p), A_n the target mass
+        hess = np.subtract(1, grad, dtype=grad.dtype)
+        hess *= grad
+        if t.dtype.kind not in "iu":
+            hess *= t_sum
     if t.dtype.kind in "iu":
         np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=ax) - 1, axis=ax)
     else:
         grad *= t_sum
         grad -= t
+    if return_hessian:
+        return _with_grad(loss, grad, scale) + (_scaled(hess, scale),)
     return _with_grad(loss, grad, scale)
+
+
+def cross_entropy_hvp(input, target, v, *, reduction="mean", axis=None):
+    """The Hessian of the returned loss times ``v`` (input's shape): per sample,
+    ``A_n (p * v - p * sum_c p v)``, scaled as the gradient."""
+    x, t, v = np.asarray(input), np.asarray(target), np.asarray(v)
+    ax = _class_axis(x, axis)
+    p, _ = _shifted(x, ax)
+    np.exp(p, out=p)
+    p /= np.sum(p, axis=ax, keepdims=True)
+    hv = np.multiply(p, v, dtype=x.dtype)
+    pv_sum = np.sum(hv, axis=ax, keepdims=True)
+    p *= pv_sum
+    hv -= p
+    if t.dtype.kind not in "iu":
+        hv *= np.sum(t.astype(x.dtype, copy=False), axis=ax, keepdims=True)
+    n = t.size if t.dtype.kind in "iu" else x.size // max(x.shape[ax], 1)
+    return _scaled(hv, _scale_of(reduction, n))
 
 
 def nll_loss(input, target, *, reduction="mean", axis=None, return_grad=False):
@@ -106,7 +154,9 @@ def nll_loss(input, target, *, reduction="mean", axis=None, return_grad=False):
     return _with_grad(loss, grad, scale)
 
 
-def binary_cross_entropy_with_logits(input, target, *, reduction="mean", return_grad=False):
+def binary_cross_entropy_with_logits(input, target, *, reduction="mean", return_grad=False,
+                                     return_hessian=False):
+    _need_grad(return_grad, return_hessian)
     x = np.asarray(input)
     t = np.asarray(target).astype(x.dtype, copy=False)
     softplus = np.logaddexp(x.dtype.type(0), x)            # -log(1 - sigmoid(x))
@@ -115,7 +165,12 @@ def binary_cross_entropy_with_logits(input, target, *, reduction="mean", return_
         return loss
     grad = np.subtract(x, softplus, out=softplus)          # log(sigmoid(x))
     np.exp(grad, out=grad)
+    if return_hessian:                                     # s (1 - s)
+        hess = np.subtract(1, grad, dtype=grad.dtype)
+        hess *= grad
     grad -= t
+    if return_hessian:
+        return _with_grad(loss, grad, scale) + (_scaled(hess, scale),)
     return _with_grad(loss, grad, scale)
 
 

@@ -24,17 +24,22 @@ from . import _baseline
 # The public functions, by the arguments they take.
 LOSSES = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
 NORMALIZERS = ("logsumexp", "softmax", "log_softmax")
-# What each op of a workload calls: the function and whether the gradient is returned.
+# What each op of a workload calls: the function (None: the workload's loss
+# function), whether the gradient is returned and whether the Hessian is.
 OPS = {
-    "loss": (None, False),          # None: the workload's loss function
-    "loss+grad": (None, True),
-    "logsumexp": ("logsumexp", False),
+    "loss": (None, False, False),
+    "loss+grad": (None, True, False),
+    "logsumexp": ("logsumexp", False, False),
     # fastxent.torch's loss on tensors, forward and backward (autograd), against
     # torch.nn.functional's; the NumPy baseline has no row of its own here
-    "torch fwd+bwd": (None, True),
+    "torch fwd+bwd": (None, True, False),
+    # second order (SPEC.md version 0.2): timed where fastxent has them
+    "loss+grad+hess": (None, True, True),
+    "hvp": ("cross_entropy_hvp", False, False),
 }
 # The ops that run through an adapter, and the implementation they run.
 ADAPTER_OPS = {"torch fwd+bwd": "fastxent.torch"}
+SECOND_ORDER_OPS = ("loss+grad+hess", "hvp")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Workload:
     binary: bool = False         # elementwise binary loss instead of a class axis
     quick: bool = True           # part of `bench --quick`
     adapters: bool = False       # also time the adapter ops (ADAPTER_OPS)
+    second_order: bool = False   # also time SECOND_ORDER_OPS (where fastxent has them)
 
     axis = 1                     # the class axis of a multi-class workload
 
@@ -57,6 +63,8 @@ class Workload:
     @property
     def ops(self) -> tuple:
         ops = ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+        if self.second_order:
+            ops += ("loss+grad+hess",) if self.binary else SECOND_ORDER_OPS
         return ops + (tuple(ADAPTER_OPS) if self.adapters else ())
 
     def function(self, op: str) -> str:
@@ -65,6 +73,13 @@ class Workload:
     def label(self, dtype, tiny=False) -> str:
         shape = "x".join(map(str, self.tiny_shape if tiny else self.shape))
         return f"{self.name} {shape} {np.dtype(dtype).name}"
+
+    def vector(self, dtype, *, tiny=False):
+        """The ``v`` of a Hessian-vector product: standard normal, input-shaped,
+        the same on every call."""
+        shape = self.tiny_shape if tiny else self.shape
+        return np.random.default_rng([int(self.name[1:]), int(tiny), 1]).standard_normal(
+            shape, dtype=np.dtype(dtype))
 
     def make(self, dtype, *, targets="indices", inputs="logits", tiny=False):
         """``(input, target)`` for this workload, the same on every call.
@@ -107,10 +122,11 @@ class Workload:
 
 WORKLOADS = (
     Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64"),
-             adapters=True),
-    Workload("W2", "many samples, 10 classes", (262144, 10), (512, 10)),
+             adapters=True, second_order=True),
+    Workload("W2", "many samples, 10 classes", (262144, 10), (512, 10), second_order=True),
     Workload("W3", "LLM vocabulary, 263 MB of logits", (512, 128256), (4, 3000), quick=False),
-    Workload("W4", "binary, 4M logits", (4_000_000,), (1000,), ("float32", "float64"), binary=True),
+    Workload("W4", "binary, 4M logits", (4_000_000,), (1000,), ("float32", "float64"), binary=True,
+             second_order=True),
     Workload("W5", "segmentation, class axis 1", (16, 21, 128, 128), (2, 21, 8, 8)),
 )
 
@@ -133,14 +149,34 @@ def available(function: str, impl: str = "fastxent") -> bool:
     return hasattr(module, function)
 
 
+def op_available(wl, op, impl="fastxent") -> bool:
+    """Whether this build of fastxent (or the adapter ``impl``) can run ``op`` of
+    ``wl``: the workload has the op, the function exists and, for the Hessian, takes ``return_hessian``
+    (feature-detected from its signature, so the second-order rows appear by
+    themselves once fastxent has them)."""
+    function = wl.function(op)
+    if op not in wl.ops or not available(function, impl):
+        return False
+    if OPS[op][2]:
+        import inspect
+
+        import fastxent
+        try:
+            return "return_hessian" in inspect.signature(getattr(fastxent, function)).parameters
+        except (TypeError, ValueError):
+            return False
+    return True
+
+
 def impl_of(op: str) -> str:
     """The implementation an op runs: "fastxent", or an adapter module."""
     return ADAPTER_OPS.get(op, "fastxent")
 
 
 def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=False,
-           n_threads=None):
-    """A zero-argument callable running ``function`` of fastxent or of its NumPy twin."""
+           return_hessian=False, v=None, n_threads=None):
+    """A zero-argument callable running ``function`` of fastxent or of its NumPy twin
+    (``v``: the vector of ``cross_entropy_hvp``)."""
     if impl == "fastxent":
         import fastxent
         f, kw = getattr(fastxent, function), {"n_threads": n_threads}
@@ -153,9 +189,14 @@ def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=
         raise ValueError(f"impl must be 'fastxent', 'fastxent.torch' or 'numpy', got {impl!r}")
     if function in NORMALIZERS:
         return lambda: f(x, axis=wl.axis, **kw)
+    if function == "cross_entropy_hvp":
+        kw.update(reduction=reduction, axis=wl.axis)
+        return lambda: f(x, target, v, **kw)
     if function not in LOSSES:
         raise ValueError(f"unknown function {function!r}")
     kw.update(reduction=reduction, return_grad=return_grad)
+    if return_hessian:
+        kw["return_hessian"] = True
     if not wl.binary:
         kw["axis"] = wl.axis
     return lambda: f(x, target, **kw)
@@ -277,28 +318,52 @@ def tolerance(dtype) -> float:
     return 1e-4 if np.dtype(dtype).itemsize <= 4 else 1e-10
 
 
+def differs(got, want, dtype, *, names=("result",), scale=None):
+    """None when ``got`` matches ``want`` (the NumPy twin's output: a value or a
+    tuple of them, named by ``names``) at the bench's tolerance for ``dtype``;
+    else what differs.  ``scale``: a factor ``got``'s arrays (not the loss) are
+    divided by first (a peer's unscaled gradient).  A None in ``got`` is a value
+    the peer does not return, and is not compared."""
+    if len(names) == 1:
+        got, want = (got,), (want,)
+    rtol = tolerance(dtype)
+    for name, a, b in zip(names, got, want):
+        if a is None:
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if scale is not None and a.ndim:
+            a = a / scale
+        if a.shape != b.shape:
+            return f"{name}: shape {a.shape}, NumPy's {b.shape}"
+        atol = rtol * float(np.max(np.abs(b), initial=0.0))
+        if not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+            err = float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0))
+            return (f"{name} differs from NumPy's by up to {err:.3g} (tolerance {rtol:g} relative)"
+                    + (f"; {float(a):.9g} against {float(b):.9g}" if a.ndim == 0 else ""))
+    return None
+
+
+def result_names(return_grad=False, return_hessian=False) -> tuple:
+    return ("loss", "grad", "hess") if return_hessian else ("loss", "grad") if return_grad \
+        else ("result",)
+
+
 def disagreement(function, wl, x, target=None, *, reduction="mean", return_grad=False,
-                 n_threads=None, impl="fastxent"):
+                 return_hessian=False, v=None, n_threads=None, impl="fastxent"):
     """None when fastxent (or its adapter ``impl``) and its NumPy twin agree on
     this call; else what differs."""
-    kw = dict(reduction=reduction, return_grad=return_grad)
+    kw = dict(reduction=reduction, return_grad=return_grad, return_hessian=return_hessian, v=v)
     fast = runner(impl, function, wl, x, target, n_threads=n_threads, **kw)()
     slow = runner("numpy", function, wl, x, target, **kw)()
-    names = ("loss", "grad") if return_grad else ("result",)
-    fast, slow = (fast, slow) if return_grad else ((fast,), (slow,))
-    rtol = tolerance(x.dtype)
-    for name, a, b in zip(names, fast, slow):
+    names = result_names(return_grad, return_hessian)
+    for name, a, b in zip(names, *((fast, slow) if len(names) > 1 else ((fast,), (slow,)))):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape or a.dtype != b.dtype:
             return (f"{function} {name}: fastxent gives {a.dtype}{a.shape}, "
                     f"NumPy {b.dtype}{b.shape}")
-        atol = rtol * float(np.max(np.abs(b), initial=0.0))
-        if not np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
-            err = float(np.max(np.abs(a.astype(np.float64) - b), initial=0.0))
-            return (f"{function} {name} (reduction={reduction!r}): fastxent and NumPy differ "
-                    f"by up to {err:.3g} (tolerance {rtol:g} relative)"
-                    + (f"; fastxent {float(a):.9g}, NumPy {float(b):.9g}" if a.ndim == 0 else ""))
-    return None
+    problem = differs(fast, slow, x.dtype, names=names)
+    return None if problem is None else \
+        f"{function} (reduction={reduction!r}): fastxent and NumPy disagree: {problem}"
 
 
 # ----------------------------------------------------------------------------
