@@ -16,6 +16,7 @@ import time
 import fastxent
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)         # for _gallery_argv, named in sphinx_gallery_conf
 sys.stderr.write(f"documenting fastxent {fastxent.__version__} from {os.path.dirname(fastxent.__file__)}\n")
 
 project = "fastxent"
@@ -84,6 +85,8 @@ sphinx_gallery_conf = {
     "min_reported_time": 0,
     "show_signature": False,
     "image_scrapers": ("matplotlib",),
+    # the slow examples' small mode at build time (docs/_gallery_argv.py)
+    "reset_argv": "_gallery_argv.reset_argv",
 }
 
 # -- HTML -------------------------------------------------------------------
