@@ -12,13 +12,14 @@ gradient with respect to the logits:
   and ``backward()``, on one thread and on every thread, where PyTorch is
   installed.
 
-Each time is the median of five calls after a warm-up call; before timing a
-workload, the script checks that fastxent and NumPy agree.  It takes about
-half a minute on two cores.  The numbers depend on the machine that built
-this page; ``python -m fastxent bench`` prints the full table on yours.
+Each time is the median of five calls after a warm-up call (three for this
+page, built with ``--repeat 3``); before timing a workload, the script checks
+that fastxent and NumPy agree.  It takes about 10 to 30 seconds on two cores.
+The numbers depend on the machine that built this page; ``python -m fastxent
+bench`` prints the full table on yours.
 
-Run: ``python examples/bench_bars.py`` (``--tiny``: small arrays, a check that
-the script runs; its times mean nothing)
+Run: ``python examples/bench_bars.py [--repeat N]`` (``--tiny``: small arrays, a
+check that the script runs; its times mean nothing)
 """
 import argparse
 import time
@@ -28,10 +29,11 @@ import numpy as np
 import fastxent
 from fastxent._workloads import WORKLOADS, disagreement, runner, time_median, torch_runner
 
-REPEAT = 5
 parser = argparse.ArgumentParser(description="fastxent, NumPy and PyTorch on the bench workloads")
 parser.add_argument("--tiny", action="store_true", help="small arrays: the times mean nothing")
-tiny = parser.parse_args().tiny
+parser.add_argument("--repeat", type=int, default=5, help="calls timed per bar (their median)")
+options = parser.parse_args()
+tiny, REPEAT = options.tiny, options.repeat
 
 try:
     import torch

@@ -37,7 +37,7 @@ IGNORE = -100
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description="Out-of-core evaluation with Dask")
     p.add_argument("--gb", type=float, default=0.064, help="size of the float32 logits in GB (1e9 bytes)")
     p.add_argument("--vocab", type=int, default=32768, help="classes per token")
     p.add_argument("--block-mb", type=float, default=16.0, help="logits per Dask block, in MB")

@@ -26,8 +26,9 @@ Run it as a plain script (progress bar on stderr, results on stdout)::
     python examples/lm_eval_perplexity.py                   # 16384 tokens, seconds
     python examples/lm_eval_perplexity.py --tokens 1000000  # a larger stream
 
-The functions (``make_model``, ``token_stream``, ``evaluate``) return arrays, so
-that the per-token losses can be plotted (a running perplexity, say).
+The functions (``make_model``, ``token_stream``, ``evaluate``) return arrays;
+where matplotlib is installed, the script ends by drawing the perplexity over
+the stream from the per-token losses.
 """
 from __future__ import annotations
 
@@ -128,8 +129,11 @@ def perplexity(losses, scored) -> float:
     return float(np.exp(np.sum(losses[scored], dtype=np.float64) / n)) if n else float("nan")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+def main(argv=None):
+    """Scores the stream and prints the summary; returns the per-token losses,
+    whether each was scored, the unigram perplexity and the logits held at once
+    (bytes), for :func:`plot_perplexity`."""
+    p = argparse.ArgumentParser(description="Perplexity over a token stream too long for its logits")
     p.add_argument("--tokens", type=int, default=16384, help="length of the token stream")
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--hidden", type=int, default=64)
@@ -139,9 +143,10 @@ def main(argv=None) -> int:
 
     model = make_model(args.vocab, args.hidden)
     itemsize = model.weight.dtype.itemsize
+    held = min(args.chunk_size, args.tokens) * args.vocab * itemsize
     print(f"tokens: {args.tokens}, vocabulary: {args.vocab}, hidden size: {args.hidden}")
     print(f"logits of the whole stream: {args.tokens * args.vocab * itemsize / 1e9:.2f} GB; "
-          f"held at once: {min(args.chunk_size, args.tokens) * args.vocab * itemsize / 1e6:.1f} MB")
+          f"held at once: {held / 1e6:.1f} MB")
     losses, scored = evaluate(model, args.tokens, chunk_size=args.chunk_size,
                               progress=not args.quiet)
     n = int(np.count_nonzero(scored))
@@ -150,8 +155,45 @@ def main(argv=None) -> int:
     print(f"mean loss: {mean:.4f} nats/token, perplexity: {perplexity(losses, scored):.2f}")
     entropy = -float(np.sum(model.unigram * np.log(model.unigram)))
     print(f"unigram perplexity of the stream: {np.exp(entropy):.2f}")
-    return 0
+    return losses, scored, float(np.exp(entropy)), held, args.vocab * itemsize
+
+
+# %%
+# Perplexity over the stream
+# --------------------------
+# Left: the perplexity of the tokens scored so far (it settles as the stream
+# goes on) and that of each window of 512 tokens, against the stream's unigram
+# perplexity.  Right: what the logits of the tokens scored so far would take in
+# memory, and what ``linear_cross_entropy`` holds at any moment.
+
+
+def plot_perplexity(losses, scored, unigram_ppl, held_bytes, row_bytes, window=512):
+    """Draws the perplexity over the stream; does nothing where matplotlib is not installed."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    position = np.arange(1, len(losses) + 1)
+    kept = scored.astype(np.float64)
+    running = np.exp(np.cumsum(losses * kept) / np.maximum(np.cumsum(kept), 1))
+    starts = np.arange(0, len(losses) - window + 1, window)
+    windowed = [perplexity(losses[i:i + window], scored[i:i + window]) for i in starts]
+
+    fig, (ax_ppl, ax_mem) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    ax_ppl.step(starts + window, windowed, where="pre", color="tab:blue", alpha=0.45,
+                label=f"each window of {window} tokens")
+    ax_ppl.plot(position, running, color="tab:blue", label="tokens scored so far")
+    ax_ppl.axhline(unigram_ppl, color="tab:gray", ls="--", label="unigram perplexity")
+    ax_ppl.set(xlabel="position in the token stream", ylabel="perplexity",
+               title="perplexity (fastxent.linear_cross_entropy)")
+    ax_ppl.legend()
+    ax_mem.plot(position, position * row_bytes / 1e9, color="tab:orange",
+                label="logits of the tokens so far")
+    ax_mem.axhline(held_bytes / 1e9, color="tab:blue", label="logits held at once")
+    ax_mem.set(xlabel="position in the token stream", ylabel="GB", title="memory for logits")
+    ax_mem.legend()
+    plt.show()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    plot_perplexity(*main())

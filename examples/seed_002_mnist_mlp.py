@@ -13,9 +13,10 @@ brightness, under Gaussian pixel noise (sd 0.3, against strokes of 0.5 to 1).
 With the settings below (8,000 training images, 4 epochs, batch 64, plain SGD
 with learning rate 0.2) the accuracy on 2,000 held-out images reaches 0.972,
 in about 15 seconds of CPU time.  Where matplotlib is installed, the script
-ends by drawing the training curve.
+ends by drawing the training curve.  This page was built with
+``--epochs 3 --n-train 3000``, to build quickly (accuracy about 0.96).
 
-Run: ``python examples/seed_002_mnist_mlp.py [--epochs N]``
+Run: ``python examples/seed_002_mnist_mlp.py [--epochs N] [--n-train N]``
 """
 import argparse
 import time
@@ -60,7 +61,7 @@ def linear_init(fan_in, fan_out, rng):
 
 def main(argv=None):
     """Trains the network; returns the training history for plot_history."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="Training an MLP with NumPy and fastxent")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--n-train", type=int, default=8000)
     parser.add_argument("--lr", type=float, default=0.2)

@@ -38,8 +38,22 @@ __all__ = [
 
 
 def get_include() -> str:
-    """The directory of fastxent's C headers, for Cython code that cimports
-    ``fastxent.kernels``: pass it in ``include_dirs`` of the extension.
+    """The directory of fastxent's C headers, for Cython extensions that cimport ``fastxent.kernels``.
+
+    Pass it in ``include_dirs`` of the extension, with
+    :func:`get_compile_args` and :func:`get_link_args` for fastxent's speed.
+    The headers (``fx_xent.h``, ``fx_bce.h``, ``fx_math.h`` and the others
+    ``kernels.pxd`` declares) are those the installed kernels were built from.
+
+    Returns
+    -------
+    str
+        The absolute path of the ``include`` directory inside the installed
+        package (or inside ``src/fastxent`` after an in-place build).
+
+    See Also
+    --------
+    get_compile_args : The compiler flags of fastxent's own kernel module.
 
     Examples
     --------
@@ -51,9 +65,10 @@ def get_include() -> str:
 
 
 def get_compile_args(simd: str | None = None) -> list[str]:
-    """The compiler flags of fastxent's own kernel module, for a downstream C
-    extension that cimports ``fastxent.kernels``: with them it runs the same
-    kernels at fastxent's speed and gets bitwise fastxent's results.
+    """The compiler flags of fastxent's own kernel module, for C extensions that cimport its kernels.
+
+    With them a downstream extension that cimports ``fastxent.kernels`` runs
+    the same kernels at fastxent's speed and gets bitwise fastxent's results.
 
     The flags include OpenMP's, and ``-ffp-contract=fast``, which changes
     results in the last bit where the instruction set has FMA.

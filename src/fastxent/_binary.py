@@ -84,61 +84,122 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInp
                          reduction: Reduction = "mean", return_grad: bool = False,
                          grad_output: ArrayInput | None = None, out: Array | None = None,
                          n_threads: int | None = None) -> Loss | LossAndGrad:
-    """Binary cross-entropy between probabilities and targets, as
-    ``torch.nn.functional.binary_cross_entropy``.
+    """Binary cross-entropy of probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
-    ``loss = -weight * (t * max(log(x), -100) + (1 - t) * max(log1p(-x), -100))``
-    elementwise; the clamp at -100 keeps the loss finite at ``x`` = 0 or 1.
+    Elementwise ``-weight * (t * log(x) + (1 - t) * log(1 - x))`` for
+    probabilities ``x`` and targets ``t`` of the same shape, with the logs
+    clamped at -100 as PyTorch does, so that the loss stays finite at ``x`` = 0
+    or 1.  With ``return_grad=True`` the gradient with respect to ``input`` is
+    computed in the same pass.  For logits, :func:`binary_cross_entropy_with_logits`
+    is the stable choice.
 
     Parameters
     ----------
     input : array_like
-        Probabilities ``x`` in [0, 1], any shape (float16, float32 or float64).
+        Probabilities ``x`` in ``[0, 1]``, any shape: float32 or float64, or
+        float16 (computed in float32, results returned as float16).  A value
+        outside ``[0, 1]``, or NaN, is a ValueError, as in PyTorch.
     target : array_like
-        Targets ``t`` in [0, 1] (soft labels allowed), with ``input``'s shape.
+        Targets ``t`` in ``[0, 1]`` with ``input``'s shape; soft labels are
+        allowed.  Any real dtype (converted to ``input``'s).
     weight : array_like, optional
-        Weights that broadcast to ``input`` as NumPy broadcasts, e.g. a scalar, a
-        ``(C,)`` vector along the last axis, an ``(N, 1)`` column, or one weight
-        per element.  They are never copied to ``input``'s shape.
-    reduction : {"mean", "sum", "none"}
-        "mean" averages over every element.
-    return_grad : bool
-        Also return the gradient of the returned loss with respect to ``input``,
-        ``weight * (x - t) / max(x * (1 - x), 1e-12)`` times the reduction's
-        scale, computed in the same pass.
+        Weights that broadcast to ``input`` as NumPy broadcasts: a scalar, a
+        ``(C,)`` vector along the last axis, an ``(N, 1)`` column, or one
+        weight per element.  They are never copied to ``input``'s shape.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the elementwise losses, ``input``'s shape.  "sum": their sum.
+        "mean": their sum divided by the number of elements (NaN for an empty
+        input), whatever the weights.
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, computed in the same pass.  True or False (a NumPy bool
+        too); anything else is a TypeError.
     grad_output : array_like, optional
-        The upstream gradient: a scalar for "mean"/"sum", ``input``'s shape for "none".
+        The upstream gradient that the returned gradient is multiplied by
+        (with ``return_grad=True`` only).  For "mean" and "sum", a scalar.  For
+        "none", an array of ``input``'s shape, and the returned gradient is
+        that of ``sum(grad_output * loss)``.  Default: 1 (ones for "none").
     out : ndarray, optional
-        A C-contiguous, writeable array of ``input``'s shape and dtype for the
-        gradient, sharing memory with no other argument (an ndarray subclass such
-        as ``np.memmap`` is written through and returned).  Nothing is written to
-        it unless every argument passes its checks, but for the [0, 1] check of
-        the values, made in the kernel's one pass (see Raises).
+        Receives the gradient (with ``return_grad=True`` only), returned as
+        ``grad``: ``input``'s shape and dtype, C-contiguous, writeable, and
+        sharing memory with no argument.  An ndarray subclass such as
+        ``np.memmap`` is written through and returned.  Nothing is written to
+        it unless every argument passes its checks, except for the ``[0, 1]``
+        check of the values, which is made in the kernel's one pass (see
+        Raises).
     n_threads : int, optional
-        Threads for this call (default :func:`fastxent.get_num_threads`).
+        Threads for this call, at least 1 (default:
+        :func:`fastxent.get_num_threads`).  The results are bitwise identical
+        for every thread count.
 
     Returns
     -------
-    loss : NumPy scalar of the input's dtype, or an array for ``reduction="none"``
-    grad : ndarray of the input's shape and dtype (only with ``return_grad=True``)
+    loss : numpy scalar or ndarray
+        The loss in ``input``'s dtype: a NumPy scalar for "mean" and "sum"
+        (accumulated in float64), an array of ``input``'s shape for "none".
+    grad : ndarray
+        Only with ``return_grad=True``: the derivative of ``loss`` with respect
+        to ``input`` (of ``sum(grad_output * loss)`` for "none"), times
+        ``grad_output`` for "mean" and "sum"; ``input``'s shape and dtype.  It
+        is ``out`` where ``out`` is given.
 
     Raises
     ------
+    TypeError
+        If ``input`` is not floating (integer and bool included), if
+        ``target`` or ``weight`` is not real, if ``out`` is not an ndarray or
+        not of ``input``'s dtype, or if an option has the wrong type (a bool
+        for a number, a number or string for a bool).
     ValueError
-        When a value of ``input`` or ``target`` is outside [0, 1] or NaN (as
-        PyTorch), saying how many and the first; ``out`` may have been written.
-        When ``target``'s or ``weight``'s shape does not fit ``input``'s.
+        If a value of ``input`` or ``target`` is outside ``[0, 1]`` or NaN: the
+        message says how many and where the first is; ``out`` may have been
+        written.  If ``target``'s shape is not ``input``'s, or ``weight``,
+        ``grad_output`` or ``out`` does not fit it; if ``reduction`` is unknown
+        or ``n_threads`` below 1; if ``out`` is not C-contiguous, not writeable
+        or overlaps an argument; if ``grad_output`` or ``out`` is given
+        without ``return_grad=True``.
+
+    See Also
+    --------
+    binary_cross_entropy_with_logits : The same loss from logits, stable for any logit.
+    BCELoss : This function with its options kept as attributes.
+    fastxent.torch.binary_cross_entropy : For PyTorch tensors, with autograd.
+
+    Notes
+    -----
+    Elementwise, with ``w`` the broadcast weight (1 without ``weight``)::
+
+        loss = -w * (t * max(log(x), -100) + (1 - t) * max(log1p(-x), -100))
+        d loss / d x = w * (x - t) / max(x * (1 - x), eps)
+
+    with PyTorch's ``eps = float32(1e-12)`` for every dtype; "mean" divides
+    both by the number of elements.
 
     Examples
     --------
     >>> import numpy as np, fastxent
     >>> p = np.array([0.9, 0.2, 0.6])
-    >>> round(float(fastxent.binary_cross_entropy(p, [1., 0., 1.])), 4)
+    >>> round(float(fastxent.binary_cross_entropy(p, [1.0, 0.0, 1.0])), 4)
     0.2798
-    >>> loss, grad = fastxent.binary_cross_entropy(p, [1., 0., 1.], return_grad=True)
+
+    With its gradient, and with a weight per element:
+
+    >>> loss, grad = fastxent.binary_cross_entropy(p, [1.0, 0.0, 1.0], return_grad=True)
     >>> np.round(grad, 4)
     array([-0.3704,  0.4167, -0.5556])
-    >>> float(fastxent.binary_cross_entropy([0.], [1.], reduction="sum"))   # log clamped
+    >>> fastxent.binary_cross_entropy(p, [1.0, 0.0, 1.0], weight=[1.0, 2.0, 1.0],
+    ...                               reduction="none").round(4)
+    array([0.1054, 0.4463, 0.5108])
+
+    A weight per row broadcasts along the columns; a probability of 0 for a
+    positive target costs 100, the clamp:
+
+    >>> x = np.array([[0.9, 0.2], [0.6, 0.4]])
+    >>> fastxent.binary_cross_entropy(x, [[1.0, 0.0], [1.0, 0.0]], weight=[[1.0], [3.0]],
+    ...                               reduction="none").round(4)
+    array([[0.1054, 0.2231],
+           [1.5325, 1.5325]])
+    >>> float(fastxent.binary_cross_entropy([0.0], [1.0], reduction="sum"))
     100.0
     """
     return _binary(False, input, target, _args.real_array_option(weight, "weight"), None,
@@ -177,51 +238,128 @@ def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
                                      return_grad: bool = False,
                                      grad_output: ArrayInput | None = None, out: Array | None = None,
                                      n_threads: int | None = None) -> Loss | LossAndGrad:
-    """Binary cross-entropy on logits, as
-    ``torch.nn.functional.binary_cross_entropy_with_logits``.
+    """Binary cross-entropy of logits, as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
-    ``loss = -weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))``
-    elementwise, computed as ``weight * ((1 - t) * softplus(x) + pos_weight * t *
-    softplus(-x))``: no overflow for any finite logit and full precision where
-    the loss is tiny.  NaN and infinite logits raise nothing; they give NaN or
-    inf where PyTorch does (a logit of -inf gives NaN, as in PyTorch).
+    Elementwise ``-weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) *
+    log(1 - sigmoid(x)))`` for logits ``x`` and targets ``t`` of the same
+    shape, computed as ``weight * ((1 - t) * softplus(x) + pos_weight * t *
+    softplus(-x))``: no overflow for any finite logit, and full precision
+    where the loss is tiny.  With ``return_grad=True`` the gradient with
+    respect to ``input`` is computed in the same pass.
 
     Parameters
     ----------
     input : array_like
-        Logits ``x``, any shape (float16, float32 or float64).
+        Logits ``x``, any shape: float32 or float64, or float16 (computed in
+        float32, results returned as float16).  NaN and infinite logits raise
+        nothing; they give NaN or inf where PyTorch does (a logit of -inf gives
+        NaN, as in PyTorch).
     target : array_like
-        Targets ``t`` with ``input``'s shape; soft labels in [0, 1] allowed (not
-        checked, as in PyTorch).
+        Targets ``t`` with ``input``'s shape, any real dtype (converted to
+        ``input``'s).  Soft labels in ``[0, 1]`` are allowed and not checked,
+        as in PyTorch.
     weight : array_like, optional
-        Weights that broadcast to ``input`` (see :func:`binary_cross_entropy`).
+        Weights that broadcast to ``input`` as NumPy broadcasts: a scalar, a
+        ``(C,)`` vector along the last axis, an ``(N, 1)`` column, or one
+        weight per element.  They are never copied to ``input``'s shape.
     pos_weight : array_like, optional
-        Weights of the positive term that broadcast to ``input``: a ``(C,)``
-        vector applies along the last axis, one weight per class of a
-        multi-label problem.
-    reduction, return_grad, grad_output, out, n_threads
-        As for :func:`binary_cross_entropy`.  The gradient is
-        ``weight * ((pos_weight * t + 1 - t) * sigmoid(x) - pos_weight * t)``
-        times the reduction's scale.
+        Weights of the positive term, ``pw`` in Notes, that broadcast to
+        ``input``: a ``(C,)`` vector applies along the last axis, one weight
+        per label of a multi-label problem (e.g. the ratio of negatives to
+        positives of each label).  Default: 1.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the elementwise losses, ``input``'s shape.  "sum": their sum.
+        "mean": their sum divided by the number of elements (NaN for an empty
+        input), whatever the weights.
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, computed in the same pass.  True or False (a NumPy bool
+        too); anything else is a TypeError.
+    grad_output : array_like, optional
+        The upstream gradient that the returned gradient is multiplied by
+        (with ``return_grad=True`` only).  For "mean" and "sum", a scalar.  For
+        "none", an array of ``input``'s shape, and the returned gradient is
+        that of ``sum(grad_output * loss)``.  Default: 1 (ones for "none").
+    out : ndarray, optional
+        Receives the gradient (with ``return_grad=True`` only), returned as
+        ``grad``: ``input``'s shape and dtype, C-contiguous, writeable, and
+        sharing memory with no argument.  An ndarray subclass such as
+        ``np.memmap`` is written through and returned.  Nothing is written to
+        it unless every argument passes its checks.
+    n_threads : int, optional
+        Threads for this call, at least 1 (default:
+        :func:`fastxent.get_num_threads`).  The results are bitwise identical
+        for every thread count.
 
     Returns
     -------
-    loss : NumPy scalar of the input's dtype, or an array for ``reduction="none"``
-    grad : ndarray of the input's shape and dtype (only with ``return_grad=True``)
+    loss : numpy scalar or ndarray
+        The loss in ``input``'s dtype: a NumPy scalar for "mean" and "sum"
+        (accumulated in float64), an array of ``input``'s shape for "none".
+    grad : ndarray
+        Only with ``return_grad=True``: the derivative of ``loss`` with respect
+        to ``input`` (of ``sum(grad_output * loss)`` for "none"), times
+        ``grad_output`` for "mean" and "sum"; ``input``'s shape and dtype.  It
+        is ``out`` where ``out`` is given.
+
+    Raises
+    ------
+    TypeError
+        If ``input`` is not floating (integer and bool included), if
+        ``target``, ``weight`` or ``pos_weight`` is not real, if ``out`` is not
+        an ndarray or not of ``input``'s dtype, or if an option has the wrong
+        type (a bool for a number, a number or string for a bool).
+    ValueError
+        If ``target``'s shape is not ``input``'s, or ``weight``,
+        ``pos_weight``, ``grad_output`` or ``out`` does not fit it; if
+        ``reduction`` is unknown or ``n_threads`` below 1; if ``out`` is not
+        C-contiguous, not writeable or overlaps an argument; if
+        ``grad_output`` or ``out`` is given without ``return_grad=True``.
+
+    See Also
+    --------
+    binary_cross_entropy : The same loss from probabilities.
+    BCEWithLogitsLoss : This function with its options kept as attributes.
+    fastxent.torch.binary_cross_entropy_with_logits : For PyTorch tensors, with autograd.
+
+    Notes
+    -----
+    Elementwise, with ``w`` and ``pw`` the broadcast ``weight`` and
+    ``pos_weight`` (1 where not given) and ``s = sigmoid(x)``::
+
+        loss = -w * (pw * t * log(s) + (1 - t) * log(1 - s))
+        d loss / d x = w * ((pw * t + 1 - t) * s - pw * t)
+
+    "mean" divides both by the number of elements.  These are PyTorch's
+    formulas; the values agree with PyTorch to a few ulp.
 
     Examples
     --------
     >>> import numpy as np, fastxent
-    >>> x = np.full((2, 3), 1.0)
-    >>> round(float(fastxent.binary_cross_entropy_with_logits(x, np.ones((2, 3)),
-    ...                                                       pos_weight=np.ones(3))), 4)
-    0.3133
-    >>> fastxent.binary_cross_entropy_with_logits([1e4, -1e4], [0., 0.], reduction="none")
-    array([10000.,     0.])
+    >>> logits = np.array([[2.0, -1.0, 0.5],
+    ...                    [0.0, 3.0, -2.0]])
+    >>> labels = np.array([[1.0, 0.0, 0.0],
+    ...                    [0.0, 1.0, 1.0]])
+    >>> fastxent.binary_cross_entropy_with_logits(logits, labels, reduction="none").round(4)
+    array([[0.1269, 0.3133, 0.9741],
+           [0.6931, 0.0486, 2.1269]])
+
+    A weight per label for the positives (here the third label's count 4
+    times), with the gradient:
+
     >>> loss, grad = fastxent.binary_cross_entropy_with_logits(
-    ...     np.zeros(4, np.float32), [0., 1., 1., 0.], pos_weight=2.0, return_grad=True)
-    >>> grad
-    array([ 0.125, -0.25 , -0.25 ,  0.125], dtype=float32)
+    ...     logits, labels, pos_weight=[1.0, 1.0, 4.0], return_grad=True)
+    >>> round(float(loss), 4)
+    1.7773
+    >>> grad.round(4)
+    array([[-0.0199,  0.0448,  0.1037],
+           [ 0.0833, -0.0079, -0.5872]])
+
+    No overflow at large logits, and full precision where the loss is tiny:
+
+    >>> fastxent.binary_cross_entropy_with_logits([1e4, -1e4, -40.0], [0.0, 0.0, 0.0],
+    ...                                           reduction="none")
+    array([1.00000000e+04, 0.00000000e+00, 4.24835426e-18])
     """
     return _binary(True, input, target, _args.real_array_option(weight, "weight"),
                    _args.real_array_option(pos_weight, "pos_weight"), _args.check_reduction(reduction),

@@ -51,13 +51,34 @@ def set_num_threads(n: int) -> None:
     parallel region instead.  It overrides an OpenMP count lowered before the
     call (``torch.set_num_threads(1)``, say); a limit set afterwards, such as
     ``threadpoolctl.threadpool_limits``, applies (see :func:`get_num_threads`).
+    Results are bitwise the same for every thread count: only the speed changes.
+
+    Parameters
+    ----------
+    n : int
+        The number of threads, at least 1.  A count above what one call may
+        start (256, or 8 per CPU where that is more) is capped there when a
+        call runs.
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an integer (a bool, a float or None included).
+    ValueError
+        If ``n`` is below 1.
+
+    See Also
+    --------
+    get_num_threads : The count a call with ``n_threads=None`` uses.
 
     Examples
     --------
     >>> import fastxent
+    >>> before = fastxent.get_num_threads()
     >>> fastxent.set_num_threads(1)
     >>> fastxent.get_num_threads()
     1
+    >>> fastxent.set_num_threads(before)
     """
     global _num_threads, _omp_floor
     _num_threads = _args.check_threads(n)
@@ -75,6 +96,25 @@ def get_num_threads() -> int:
     and the count in force when :func:`set_num_threads` was called.  A limit at
     or above those cannot be told from no limit, and does not lower a larger
     :func:`set_num_threads`.
+
+    Returns
+    -------
+    int
+        The thread count, at least 1.  Inputs too small to gain from threads
+        run on one whatever it says.
+
+    See Also
+    --------
+    set_num_threads : Set the count, process-wide.
+
+    Examples
+    --------
+    >>> import fastxent
+    >>> fastxent.get_num_threads() >= 1
+    True
+
+    Under ``threadpoolctl.threadpool_limits(1)`` it is 1 in the calling
+    thread, for as long as the limit lasts.
     """
     omp = _kernels_baseline.omp_max_threads()
     if _num_threads is None:

@@ -333,13 +333,14 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
                          z_loss: float = 0.0, softcap: float | None = None,
                          chunk_size: int | None = None, return_grad: bool = False,
                          n_threads: int | None = None) -> Loss | tuple[Loss, LinearGrads]:
-    """Cross-entropy of the logits ``hidden @ weight.T + bias``, computed a chunk of
-    tokens at a time: the ``(N, V)`` logits are never held.
+    """Cross-entropy of the logits ``hidden @ weight.T + bias``, without ever holding them.
 
     The loss equals ``cross_entropy(hidden @ weight.T + bias, target, ...)``, and
-    PyTorch's ``F.cross_entropy(F.linear(hidden, weight, bias), target, ...)``.
-    Extra memory is one ``(chunk_size, V)`` buffer and blocks of a few MB,
-    whatever N.
+    PyTorch's ``F.cross_entropy(F.linear(hidden, weight, bias), target, ...)``,
+    but the ``(N, V)`` logits are computed ``chunk_size`` tokens at a time
+    through NumPy's BLAS, turned into their losses (and gradient) by
+    fastxent's fused kernel, and dropped.  Extra memory is one
+    ``(chunk_size, V)`` buffer and blocks of a few MB, whatever N.
 
     Parameters
     ----------
@@ -349,29 +350,37 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     weight : array_like, shape (V, H)
         The output embedding, one row per class, of ``hidden``'s dtype.
     target : array_like of int, shape (N,)
-        Class indices in ``[0, V)`` or ``ignore_index``.
+        Class indices in ``[0, V)`` or ``ignore_index``, any integer dtype.
     bias : array_like, shape (V,), optional
-    ignore_index : int
-        Targets equal to it add nothing and cost nothing (default -100).
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the number of non-ignored targets (NaN when there are
-        none, as PyTorch).
-    label_smoothing : float in [0, 1]
-    z_loss : float >= 0
-        Adds ``z_loss * lse**2`` to each non-ignored token's loss (PaLM's z-loss).
-        Needs cross_entropy's z_loss: NotImplementedError until the kernels have it.
-    softcap : float > 0, optional
-        Replaces each logit ``x`` by ``softcap * tanh(x / softcap)`` (Gemma 2).
-        Needs cross_entropy's softcap: NotImplementedError until the kernels have it.
+        Added to every token's logits (default: none).  Any real dtype,
+        converted to ``hidden``'s.
+    ignore_index : int, default -100
+        Targets equal to it add nothing and cost nothing: their rows are
+        dropped before the matmuls, and their loss and gradient rows are 0.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-token losses, shape ``(N,)``.  "sum": their sum.
+        "mean": their sum divided by the number of targets that are not
+        ``ignore_index`` (NaN when there are none, as PyTorch).
+    label_smoothing : float, default 0.0
+        ``eps`` in ``[0, 1]``: each target is mixed with the uniform
+        distribution over the V classes, ``(1 - eps) * one_hot(target) + eps / V``,
+        as in :func:`cross_entropy`.
+    z_loss : float, default 0.0
+        At least 0: adds ``z_loss * lse**2`` to each non-ignored token's loss
+        (PaLM's z-loss; ``lse`` the log-sum-exp of its logits).  Needs
+        :func:`cross_entropy`'s ``z_loss``: a nonzero value raises
+        NotImplementedError until the kernels have it.
+    softcap : float, optional
+        Above 0: replaces each logit ``x`` by ``softcap * tanh(x / softcap)``
+        (Gemma 2).  Needs :func:`cross_entropy`'s ``softcap``: a value other
+        than None raises NotImplementedError until the kernels have it.
     chunk_size : int, optional
-        Tokens per chunk.  Default: as many as fit in a 128 MiB buffer (261 at
-        V = 128256 in float32).
-        Results depend on it in the last bits (the matmuls are cut differently),
-        never on ``n_threads``.
-    return_grad : bool
-        Also return ``(grad_hidden, grad_weight, grad_bias)``, the gradients of the
-        returned loss (of ``sum(loss)`` for "none"); ``grad_bias`` is None without
-        ``bias``.
+        Tokens per chunk, at least 1.  Default: as many as fit in a 128 MiB
+        buffer (261 at V = 128256 in float32).  Results depend on it in the
+        last bits (the matmuls are cut differently), never on ``n_threads``.
+    return_grad : bool, default False
+        Also return ``(grad_hidden, grad_weight, grad_bias)``, the gradients of
+        the returned loss (of ``sum(loss)`` for "none").
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`): for the
         cross-entropy kernel, and for the blocks of the matmuls, which run on one
@@ -381,8 +390,36 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
 
     Returns
     -------
-    loss : NumPy scalar of the input's dtype, or an (N,) array for "none"
-    (grad_hidden, grad_weight, grad_bias) : only with ``return_grad=True``
+    loss : numpy scalar or ndarray
+        The loss in ``hidden``'s dtype: a NumPy scalar for "mean" and "sum"
+        (accumulated in float64), an ``(N,)`` array for "none".
+    grads : tuple of (ndarray, ndarray, ndarray or None)
+        Only with ``return_grad=True``: ``(grad_hidden, grad_weight,
+        grad_bias)``, the derivatives of ``loss`` (of ``sum(loss)`` for
+        "none") with respect to ``hidden`` ``(N, H)``, ``weight`` ``(V, H)``
+        and ``bias`` ``(V,)``, in ``hidden``'s dtype; ``grad_bias`` is None
+        without ``bias``.
+
+    Raises
+    ------
+    TypeError
+        If ``hidden`` or ``weight`` is not a float16, float32 or float64 array,
+        or their dtypes differ; if ``target`` is not integer; if an option has
+        the wrong type (a bool or a string for a number, a number for a bool).
+    ValueError
+        If a shape does not fit (``hidden`` or ``weight`` not 2-D, ``weight``
+        not ``(V, H)``, ``target`` not ``(N,)``, ``bias`` not ``(V,)``); if a
+        target is outside ``[0, V)`` and is not ``ignore_index``; if
+        ``reduction`` is unknown, ``label_smoothing`` outside ``[0, 1]``,
+        ``z_loss`` negative or not finite, ``softcap`` not above 0,
+        ``chunk_size`` or ``n_threads`` below 1.
+    NotImplementedError
+        If ``z_loss`` is nonzero or ``softcap`` is given, until
+        :func:`cross_entropy` takes them.
+
+    See Also
+    --------
+    cross_entropy : The same loss from logits already in memory.
 
     Examples
     --------
@@ -397,6 +434,13 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     True
     >>> gh.shape, gw.shape, gb is None
     ((6, 4), (10, 4), True)
+
+    With a bias and the per-token losses (the ignored token's is 0):
+
+    >>> bias = np.zeros(10)
+    >>> losses = fastxent.linear_cross_entropy(hidden, weight, target, bias, reduction="none")
+    >>> losses.shape, float(losses[-1])
+    ((6,), 0.0)
     """
     h = _matrix(hidden, "hidden", "(N, H)")
     W = _matrix(weight, "weight", "(V, H)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar, overload
 
-from . import _args
+from . import _args, _loss_docs
 from ._binary import _binary
 from ._multiclass import _multiclass
 
@@ -86,7 +86,8 @@ class _Loss:
     def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: bool = False,
                  grad_output: ArrayInput | None = None, out: Array | None = None) -> Loss | LossAndGrad:
         """The loss of ``input`` against ``target`` with this object's options;
-        ``return_grad``, ``grad_output`` and ``out`` (keyword-only) as for the function."""
+        ``return_grad``, ``grad_output`` and ``out`` (keyword-only) as for the function.
+        Each loss class has this call under a docstring of its own (``_loss_docs``)."""
         return self._run(input, target, _args.check_bool(return_grad, "return_grad"),
                          grad_output, out)
 
@@ -102,8 +103,48 @@ class _Loss:
 
 
 class CrossEntropyLoss(_Loss):
-    """:func:`fastxent.cross_entropy` with its options as attributes, like
-    ``torch.nn.CrossEntropyLoss``.
+    """Cross-entropy with its options kept as attributes, like ``torch.nn.CrossEntropyLoss``.
+
+    The options go to the constructor, the data to the call:
+    ``loss_fn(input, target)`` is :func:`fastxent.cross_entropy` with the
+    options as keywords.  Each option is an attribute of the same name;
+    assigning one checks it (the function's TypeError or ValueError, raised
+    by the assignment) and the next call uses it, as in PyTorch.  A misspelled
+    attribute is an AttributeError; the repr shows the current values.
+
+    Parameters
+    ----------
+    weight : array_like, shape (C,), optional
+        A weight per class (default: 1 for every class).
+    ignore_index : int, default -100
+        Class-index targets equal to it add neither loss nor gradient and are
+        left out of the "mean" denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-sample losses.  "sum": their sum.  "mean": their sum
+        divided by the summed weight of the targets not ignored (the number of
+        sample positions for probability targets); NaN where that is 0.
+    label_smoothing : float, default 0.0
+        ``eps`` in ``[0, 1]``: the target is mixed with the uniform
+        distribution, ``(1 - eps) * target + eps / C``.
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    n_threads : int, optional
+        Threads of each call, at least 1 (default: :func:`fastxent.get_num_threads`
+        at the time of the call).  The results do not depend on it.
+
+    Raises
+    ------
+    TypeError
+        If an option has the wrong type: a bool or a string for a number, a
+        non-integer ``ignore_index`` or ``axis``, a ``weight`` that is not real.
+    ValueError
+        If ``reduction`` is unknown, ``label_smoothing`` outside ``[0, 1]``,
+        ``weight`` not 1-D, or ``n_threads`` below 1.
+
+    See Also
+    --------
+    cross_entropy : The function, with the formulas.
+    fastxent.torch.CrossEntropyLoss : A ``torch.nn.Module`` with autograd.
 
     Examples
     --------
@@ -114,6 +155,12 @@ class CrossEntropyLoss(_Loss):
     >>> loss_fn.reduction = "sum"                 # checked here, used by the next call
     >>> round(float(loss_fn([[1.3, 2.0], [1.3, 2.0]], [1, 1])), 4)
     1.6127
+    >>> loss_fn
+    CrossEntropyLoss(weight=..., ignore_index=-100, reduction='sum', label_smoothing=0.0, axis=None, n_threads=None)
+    >>> loss_fn.label_smoothing = 1.5
+    Traceback (most recent call last):
+        ...
+    ValueError: label_smoothing must be in [0, 1], got 1.5
     """
     __slots__ = ("_weight", "_ignore_index", "_label_smoothing", "_axis")
     _weight: Optional[NDArray[Any]]
@@ -142,6 +189,9 @@ class CrossEntropyLoss(_Loss):
         self.axis = axis
         self.n_threads = n_threads
 
+    if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
+        __call__ = _loss_docs.documented_call(_Loss.__call__, "CrossEntropyLoss")
+
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
         return _multiclass("xent", input, target, self._weight, self._ignore_index,
                            self._reduction, self._label_smoothing, self._axis, return_grad,
@@ -149,7 +199,59 @@ class CrossEntropyLoss(_Loss):
 
 
 class NLLLoss(_Loss):
-    """:func:`fastxent.nll_loss` with its options as attributes, like ``torch.nn.NLLLoss``."""
+    """Negative log-likelihood with its options kept as attributes, like ``torch.nn.NLLLoss``.
+
+    The options go to the constructor, the data to the call:
+    ``loss_fn(input, target)`` is :func:`fastxent.nll_loss` with the options
+    as keywords: the loss of a sample is ``-weight[y] * input[n, y]`` for
+    log-probabilities ``input`` and class indices ``y``.  Each option is an
+    attribute of the same name; assigning one checks it (the function's
+    TypeError or ValueError, raised by the assignment) and the next call uses
+    it, as in PyTorch.  A misspelled attribute is an AttributeError; the repr
+    shows the current values.
+
+    Parameters
+    ----------
+    weight : array_like, shape (C,), optional
+        A weight per class (default: 1 for every class).
+    ignore_index : int, default -100
+        Targets equal to it add neither loss nor gradient and are left out of
+        the "mean" denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-sample losses.  "sum": their sum.  "mean": their sum
+        divided by the summed weight of the targets not ignored; NaN where
+        that is 0.
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    n_threads : int, optional
+        Threads of each call, at least 1 (default: :func:`fastxent.get_num_threads`
+        at the time of the call).  The results do not depend on it.
+
+    Raises
+    ------
+    TypeError
+        If an option has the wrong type: a bool or a string for a number, a
+        non-integer ``ignore_index`` or ``axis``, a ``weight`` that is not real.
+    ValueError
+        If ``reduction`` is unknown, ``weight`` not 1-D, or ``n_threads`` below 1.
+
+    See Also
+    --------
+    nll_loss : The function, with the formulas.
+    fastxent.torch.NLLLoss : A ``torch.nn.Module`` with autograd.
+
+    Examples
+    --------
+    >>> import numpy as np, fastxent
+    >>> logp = np.log([[0.7, 0.2, 0.1],
+    ...                [0.1, 0.6, 0.3]])
+    >>> loss_fn = fastxent.NLLLoss(weight=[1.0, 1.0, 4.0], reduction="sum")
+    >>> round(float(loss_fn(logp, [0, 2])), 4)
+    5.1726
+    >>> loss_fn.ignore_index = 2                  # the second target is ignored from now on
+    >>> round(float(loss_fn(logp, [0, 2])), 4)
+    0.3567
+    """
     __slots__ = ("_weight", "_ignore_index", "_axis")
     _weight: Optional[NDArray[Any]]
     _ignore_index: int
@@ -173,6 +275,9 @@ class NLLLoss(_Loss):
         self.axis = axis
         self.n_threads = n_threads
 
+    if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
+        __call__ = _loss_docs.documented_call(_Loss.__call__, "NLLLoss")
+
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
         return _multiclass("nll", input, target, self._weight, self._ignore_index,
                            self._reduction, 0.0, self._axis, return_grad, grad_output, out,
@@ -180,15 +285,49 @@ class NLLLoss(_Loss):
 
 
 class BCELoss(_Loss):
-    """:func:`fastxent.binary_cross_entropy` with its options as attributes, like
-    ``torch.nn.BCELoss``.
+    """Binary cross-entropy with its options kept as attributes, like ``torch.nn.BCELoss``.
+
+    The options go to the constructor, the data to the call:
+    ``loss_fn(input, target)`` is :func:`fastxent.binary_cross_entropy` with
+    the options as keywords.  Each option is an attribute of the same name;
+    assigning one checks it (the function's TypeError or ValueError, raised
+    by the assignment) and the next call uses it, as in PyTorch.  A misspelled
+    attribute is an AttributeError; the repr shows the current values.
+
+    Parameters
+    ----------
+    weight : array_like, optional
+        Weights that broadcast to the input as NumPy broadcasts (a scalar, a
+        ``(C,)`` vector along the last axis, one per element); default 1.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the elementwise losses.  "sum": their sum.  "mean": their sum
+        divided by the number of elements.
+    n_threads : int, optional
+        Threads of each call, at least 1 (default: :func:`fastxent.get_num_threads`
+        at the time of the call).  The results do not depend on it.
+
+    Raises
+    ------
+    TypeError
+        If an option has the wrong type: a ``weight`` that is not real, a bool
+        or a string for ``n_threads``.
+    ValueError
+        If ``reduction`` is unknown or ``n_threads`` below 1.
+
+    See Also
+    --------
+    binary_cross_entropy : The function, with the formulas.
+    fastxent.torch.BCELoss : A ``torch.nn.Module`` with autograd.
 
     Examples
     --------
     >>> import fastxent
     >>> loss_fn = fastxent.BCELoss(reduction="sum")
-    >>> round(float(loss_fn([0.9, 0.2], [1., 0.])), 4)
+    >>> round(float(loss_fn([0.9, 0.2], [1.0, 0.0])), 4)
     0.3285
+    >>> loss_fn.weight = [1.0, 2.0]
+    >>> round(float(loss_fn([0.9, 0.2], [1.0, 0.0])), 4)
+    0.5516
     """
     __slots__ = ("_weight",)
     _weight: Optional[NDArray[Any]]
@@ -204,14 +343,52 @@ class BCELoss(_Loss):
         self.reduction = reduction
         self.n_threads = n_threads
 
+    if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
+        __call__ = _loss_docs.documented_call(_Loss.__call__, "BCELoss")
+
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
         return _binary(False, input, target, self._weight, None, self._reduction, return_grad,
                        grad_output, out, self._n_threads)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """:func:`fastxent.binary_cross_entropy_with_logits` with its options as attributes,
-    like ``torch.nn.BCEWithLogitsLoss``.
+    """Binary cross-entropy of logits with its options kept as attributes, like ``torch.nn.BCEWithLogitsLoss``.
+
+    The options go to the constructor, the data to the call:
+    ``loss_fn(input, target)`` is :func:`fastxent.binary_cross_entropy_with_logits`
+    with the options as keywords.  Each option is an attribute of the same
+    name; assigning one checks it (the function's TypeError or ValueError,
+    raised by the assignment) and the next call uses it, as in PyTorch.  A
+    misspelled attribute is an AttributeError; the repr shows the current
+    values.
+
+    Parameters
+    ----------
+    weight : array_like, optional
+        Weights that broadcast to the input as NumPy broadcasts (a scalar, a
+        ``(C,)`` vector along the last axis, one per element); default 1.
+    pos_weight : array_like, optional
+        Weights of the positive term that broadcast to the input: a ``(C,)``
+        vector applies along the last axis, one weight per label; default 1.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the elementwise losses.  "sum": their sum.  "mean": their sum
+        divided by the number of elements.
+    n_threads : int, optional
+        Threads of each call, at least 1 (default: :func:`fastxent.get_num_threads`
+        at the time of the call).  The results do not depend on it.
+
+    Raises
+    ------
+    TypeError
+        If an option has the wrong type: a ``weight`` or ``pos_weight`` that
+        is not real, a bool or a string for ``n_threads``.
+    ValueError
+        If ``reduction`` is unknown or ``n_threads`` below 1.
+
+    See Also
+    --------
+    binary_cross_entropy_with_logits : The function, with the formulas.
+    fastxent.torch.BCEWithLogitsLoss : A ``torch.nn.Module`` with autograd.
 
     Examples
     --------
@@ -219,6 +396,9 @@ class BCEWithLogitsLoss(_Loss):
     >>> loss_fn = fastxent.BCEWithLogitsLoss(pos_weight=np.ones(3))
     >>> round(float(loss_fn(np.full((2, 3), 1.0), np.ones((2, 3)))), 4)
     0.3133
+    >>> loss_fn.pos_weight = [1.0, 1.0, 4.0]      # one weight per label
+    >>> round(float(loss_fn(np.full((2, 3), 1.0), np.ones((2, 3)))), 4)
+    0.6265
     """
     __slots__ = ("_weight", "_pos_weight")
     _weight: Optional[NDArray[Any]]
@@ -238,6 +418,9 @@ class BCEWithLogitsLoss(_Loss):
         self.pos_weight = pos_weight
         self.reduction = reduction
         self.n_threads = n_threads
+
+    if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
+        __call__ = _loss_docs.documented_call(_Loss.__call__, "BCEWithLogitsLoss")
 
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
         return _binary(True, input, target, self._weight, self._pos_weight, self._reduction,

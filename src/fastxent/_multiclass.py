@@ -109,53 +109,179 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
                   n_threads: int | None = None) -> Loss | LossAndGrad:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
+    The loss of a sample position is the negative log-softmax of its logits at
+    its target class (class indices) or averaged under its target distribution
+    (class probabilities), with optional class weights and label smoothing (the
+    formulas are in Notes).  With ``return_grad=True`` the gradient with
+    respect to ``input`` is computed in the same pass over the logits.
+
     Parameters
     ----------
     input : array_like, shape (C,), (N, C) or (N, C, d1, ..., dk)
-        Unnormalized logits (float16, float32 or float64).
+        Unnormalized logits: float32 or float64, or float16 (computed in float32,
+        results returned as float16).  Anything ``np.asarray`` accepts; a
+        C-contiguous float32 or float64 array, or a tensor over one, is read in
+        place.  NaN and inf propagate into the result as in PyTorch.
     target : array_like
-        Class indices (any integer dtype, shaped like ``input`` without its class
-        axis) or class probabilities (floating, shaped like ``input``).
+        Class indices: any integer dtype, ``input``'s shape without the class
+        axis, each in ``[0, C)`` or equal to ``ignore_index``.  Or class
+        probabilities: floating, ``input``'s shape; they need not sum to 1 and
+        are not checked to be non-negative.
     weight : array_like, shape (C,), optional
-        A weight per class.
-    ignore_index : int
-        Class-index targets equal to it add nothing (default -100).
-    reduction : {"mean", "sum", "none"}
-        "mean" divides by the summed weights of the non-ignored targets (the
-        number of samples for probabilities); NaN, loss and gradient, when that
-        is 0, with or without label smoothing, as PyTorch.
-    label_smoothing : float in [0, 1]
+        A weight per class, ``w`` in Notes (default: 1 for every class).  A
+        weight enters only through the terms that use it: an inf or NaN weight
+        of a class no target and no smoothing term uses changes nothing.
+    ignore_index : int, default -100
+        A class-index target equal to it adds neither loss nor gradient and is
+        left out of the "mean" denominator.  It does not apply to probability
+        targets.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-sample losses, shaped like ``target`` (``input``
+        without its class axis).  "sum": their sum.  "mean": their sum divided
+        by the weight of the kept targets, ``sum_n w[y_n]`` over the targets
+        that are not ``ignore_index`` (their count without ``weight``); for
+        probability targets, divided by the number of sample positions.  Where
+        that denominator is 0 (every target ignored or of weight 0, or an empty
+        input) the loss is NaN, and so is the gradient of every kept target's
+        row, with or without label smoothing, as in PyTorch.
+    label_smoothing : float, default 0.0
+        ``eps`` in ``[0, 1]``: the target is mixed with the uniform distribution
+        over the classes, ``(1 - eps) * target + eps / C`` (see Notes).  A value
+        outside ``[0, 1]`` is a ValueError (PyTorch treats a negative one as 0);
+        a bool or a string is a TypeError.
     axis : int, optional
-        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
-    return_grad : bool
-        Also return the gradient of the returned loss with respect to ``input``,
-        computed in the same pass (True or False: anything else is a TypeError).
+        The class axis.  None is PyTorch's convention: 0 for 1-D input, 1
+        otherwise.  Any axis may be named, e.g. ``-1`` for ``(batch, seq,
+        vocab)`` logits, and is read in place (no transposed copy).
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, computed in the same pass.  True or False (a NumPy bool
+        too); anything else is a TypeError.
     grad_output : array_like, optional
-        The upstream gradient: a scalar for "mean"/"sum", the loss's shape for "none".
+        The upstream gradient that the returned gradient is multiplied by
+        (with ``return_grad=True`` only).  For "mean" and "sum", a scalar.  For
+        "none", an array of the loss's shape, and the returned gradient is
+        that of ``sum(grad_output * loss)``.  Default: 1 (ones for "none").
     out : ndarray, optional
-        A C-contiguous, writeable array of ``input``'s shape and dtype for the
-        gradient, sharing memory with no other argument (an ndarray subclass such
-        as ``np.memmap`` is written through and returned).  Nothing is written to
-        it unless every argument passes its checks.
+        Receives the gradient (with ``return_grad=True`` only), returned as
+        ``grad``: ``input``'s shape and dtype, C-contiguous and writeable.  It
+        must not share memory with any argument, whatever object the argument
+        came in as (an array, a view of one, a tensor).  An ndarray subclass
+        such as ``np.memmap`` is written through and returned.  Nothing is
+        written to it unless every argument passes its checks.
     n_threads : int, optional
-        Threads for this call (default :func:`fastxent.get_num_threads`).
+        Threads for this call, at least 1 (default:
+        :func:`fastxent.get_num_threads`).  The results do not depend on it:
+        they are bitwise identical for every thread count.
 
     Returns
     -------
-    loss : NumPy scalar of the input's dtype, or an array for ``reduction="none"``
-    grad : ndarray of the input's shape and dtype (only with ``return_grad=True``)
+    loss : numpy scalar or ndarray
+        The loss in ``input``'s dtype: a NumPy scalar for "mean" and "sum"
+        (accumulated in float64), an array shaped like ``target`` (``input``
+        without its class axis) for "none".
+    grad : ndarray
+        Only with ``return_grad=True``: the derivative of ``loss`` with respect
+        to ``input`` (of ``sum(grad_output * loss)`` for "none"), times
+        ``grad_output`` for "mean" and "sum"; ``input``'s shape and dtype.
+        It is ``out`` where ``out`` is given.
+
+    Raises
+    ------
+    TypeError
+        If ``input`` is not floating (integer, bool and complex included), if
+        ``target`` is neither integer nor floating, if ``out`` is not an
+        ndarray or not of ``input``'s dtype, or if an option has the wrong
+        type: a bool for a number (``label_smoothing=True``, ``n_threads=True``),
+        a number or string for a bool (``return_grad="no"``).
+    ValueError
+        If a class index is outside ``[0, C)`` and is not ``ignore_index`` (the
+        message names the value and its position); if ``target``, ``weight``,
+        ``grad_output`` or ``out`` has a shape that does not fit ``input``'s
+        (both shapes named); if ``reduction`` is unknown, ``label_smoothing``
+        outside ``[0, 1]``, ``axis`` out of range or ``n_threads`` below 1; if
+        ``out`` is not C-contiguous, not writeable or overlaps an argument; if
+        ``grad_output`` or ``out`` is given without ``return_grad=True``.
+
+    See Also
+    --------
+    nll_loss : The same loss from log-probabilities.
+    linear_cross_entropy : The loss of ``hidden @ weight.T + bias`` without holding the logits.
+    log_softmax : The log-probabilities the loss is made of.
+    CrossEntropyLoss : This function with its options kept as attributes.
+    fastxent.torch.cross_entropy : For PyTorch tensors, with autograd.
+
+    Notes
+    -----
+    Let ``lp = log_softmax(input)`` along the class axis, ``p = exp(lp)``,
+    ``n`` run over the sample positions (every index but the class one),
+    ``w_c = weight[c]`` (1 without ``weight``) and ``eps = label_smoothing``.
+
+    Class indices ``y``: the loss of position ``n`` is ::
+
+        loss_n = (1 - eps) * (-w[y_n] * lp[n, y_n]) + (eps / C) * sum_c (-w_c * lp[n, c])
+
+    (0 where ``y_n == ignore_index``) and its gradient ::
+
+        d loss_n / d input[n, c] = M_n * p[n, c] - (1 - eps) * w[y_n] * [c == y_n] - (eps / C) * w_c
+        M_n = (1 - eps) * w[y_n] + (eps / C) * sum_c w_c
+
+    (``[c == y_n]`` is 1 at the target class, else 0; the gradient row is 0
+    where the target is ignored).  "mean" divides both by ``sum_n w[y_n]``
+    over the positions not ignored.
+
+    Class probabilities ``t``, with ``q = (1 - eps) * t + eps / C``::
+
+        loss_n = -sum_c w_c * q[n, c] * lp[n, c]
+        d loss_n / d input[n, c] = (sum_k w_k * q[n, k]) * p[n, c] - w_c * q[n, c]
+
+    "mean" divides both by the number of sample positions.  These are
+    PyTorch's formulas; the values agree with PyTorch to a few ulp (about 1e-13
+    relative in float64), not bit for bit.
+
+    The loss and gradient of a row come from one pass: its maximum, its sum of
+    exponentials, its loss, then the gradient in place.  Sums accumulate in
+    float64 whatever the input's dtype, in blocks that depend on the shape
+    only, added in block order: the result is the same for every
+    ``n_threads``.  The GIL is released during the computation.
 
     Examples
     --------
     >>> import numpy as np, fastxent
-    >>> round(float(fastxent.cross_entropy([[0., 1., 2., 3.]], [3])), 4)
-    0.4402
-    >>> loss, grad = fastxent.cross_entropy(np.ones(3), [0.6004, 0.3339, 0.0657], return_grad=True)
-    >>> np.round(grad, 4)
-    array([-0.2671, -0.0006,  0.2676])
-    >>> logits = np.zeros((2, 5, 7), np.float32)        # (batch, seq, vocab)
-    >>> fastxent.cross_entropy(logits, np.zeros((2, 5), np.int32), axis=-1).dtype
-    dtype('float32')
+    >>> logits = np.array([[2.0, 0.5, -1.0],
+    ...                    [0.0, 1.0, 0.0]])
+    >>> round(float(fastxent.cross_entropy(logits, [0, 1])), 4)
+    0.3964
+
+    The loss and its gradient in one pass; the gradient of the mean is that of
+    each row divided by the number of rows:
+
+    >>> loss, grad = fastxent.cross_entropy(logits, [0, 1], return_grad=True)
+    >>> grad.round(4)
+    array([[-0.1072,  0.0876,  0.0196],
+           [ 0.106 , -0.2119,  0.106 ]])
+
+    Class weights, an ignored target and the per-sample losses:
+
+    >>> fastxent.cross_entropy(logits, [0, -100], weight=[1.0, 2.0, 3.0],
+    ...                        reduction="none").round(4)
+    array([0.2413, 0.    ])
+
+    Class probabilities (which need not sum to 1) and label smoothing:
+
+    >>> round(float(fastxent.cross_entropy(logits, [[0.9, 0.1, 0.0], [0.0, 0.5, 0.5]],
+    ...                                    label_smoothing=0.1)), 4)
+    0.7972
+
+    ``(batch, seq, vocab)`` logits with the class axis last, and a gradient
+    buffer reused from step to step:
+
+    >>> x = np.zeros((2, 5, 7), np.float32)
+    >>> y = np.zeros((2, 5), np.int32)
+    >>> buf = np.empty_like(x)
+    >>> loss, grad = fastxent.cross_entropy(x, y, axis=-1, return_grad=True, out=buf)
+    >>> loss.dtype, grad is buf
+    (dtype('float32'), True)
     """
     return _multiclass("xent", input, target, _args.class_weight_option(weight),
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
@@ -191,15 +317,129 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
              out: Array | None = None, n_threads: int | None = None) -> Loss | LossAndGrad:
     """Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
 
-    ``input`` holds log-probabilities (e.g. from :func:`log_softmax`); ``target``
-    holds class indices.  The other arguments are those of :func:`cross_entropy`.
+    The loss of a sample position is minus the (weighted) entry of ``input`` at
+    its target class: ``-w[y] * input[n, y]``.  ``input`` is expected to hold
+    log-probabilities, e.g. from :func:`log_softmax`, so that
+    ``nll_loss(log_softmax(x), y)`` equals ``cross_entropy(x, y)``; nothing
+    checks that it does.  With ``return_grad=True`` the gradient with respect
+    to ``input`` is computed in the same pass.
+
+    Parameters
+    ----------
+    input : array_like, shape (C,), (N, C) or (N, C, d1, ..., dk)
+        Log-probabilities: float32 or float64, or float16 (computed in float32,
+        results returned as float16).  Anything ``np.asarray`` accepts; a
+        C-contiguous float32 or float64 array, or a tensor over one, is read in
+        place.  Only the entries at the target classes are read.
+    target : array_like of int
+        Class indices: any integer dtype, ``input``'s shape without the class
+        axis, each in ``[0, C)`` or equal to ``ignore_index``.  A floating
+        target is a TypeError (``nll_loss`` takes no class probabilities).
+    weight : array_like, shape (C,), optional
+        A weight per class, ``w`` in the formula (default: 1 for every class).
+    ignore_index : int, default -100
+        A target equal to it adds neither loss nor gradient and is left out of
+        the "mean" denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-sample losses, shaped like ``target``.  "sum": their
+        sum.  "mean": their sum divided by ``sum_n w[y_n]`` over the targets
+        that are not ``ignore_index`` (their count without ``weight``); NaN
+        where that is 0 (every target ignored or of weight 0, or an empty
+        input), as in PyTorch.
+    axis : int, optional
+        The class axis.  None is PyTorch's convention: 0 for 1-D input, 1
+        otherwise.  Any axis may be named, e.g. ``-1``, and is read in place.
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, computed in the same pass.  True or False (a NumPy bool
+        too); anything else is a TypeError.
+    grad_output : array_like, optional
+        The upstream gradient that the returned gradient is multiplied by
+        (with ``return_grad=True`` only).  For "mean" and "sum", a scalar.  For
+        "none", an array of the loss's shape, and the returned gradient is
+        that of ``sum(grad_output * loss)``.  Default: 1 (ones for "none").
+    out : ndarray, optional
+        Receives the gradient (with ``return_grad=True`` only), returned as
+        ``grad``: ``input``'s shape and dtype, C-contiguous, writeable, and
+        sharing memory with no argument.  Nothing is written to it unless
+        every argument passes its checks.
+    n_threads : int, optional
+        Threads for this call, at least 1 (default:
+        :func:`fastxent.get_num_threads`).  The results are bitwise identical
+        for every thread count.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        The loss in ``input``'s dtype: a NumPy scalar for "mean" and "sum"
+        (accumulated in float64), an array shaped like ``target`` for "none".
+    grad : ndarray
+        Only with ``return_grad=True``: the derivative of ``loss`` with respect
+        to ``input`` (of ``sum(grad_output * loss)`` for "none"), times
+        ``grad_output`` for "mean" and "sum"; ``input``'s shape and dtype, 0
+        except at the target classes.  It is ``out`` where ``out`` is given.
+
+    Raises
+    ------
+    TypeError
+        If ``input`` is not floating, if ``target`` is not integer (a floating
+        target included), if ``out`` is not an ndarray or not of ``input``'s
+        dtype, or if an option has the wrong type (a bool for a number, a
+        number or string for a bool).
+    ValueError
+        If a class index is outside ``[0, C)`` and is not ``ignore_index`` (the
+        message names the value and its position); if ``target``, ``weight``,
+        ``grad_output`` or ``out`` has a shape that does not fit ``input``'s;
+        if ``reduction`` is unknown, ``axis`` out of range or ``n_threads``
+        below 1; if ``out`` is not C-contiguous, not writeable or overlaps an
+        argument; if ``grad_output`` or ``out`` is given without
+        ``return_grad=True``.
+
+    See Also
+    --------
+    cross_entropy : The same loss from logits, with label smoothing and probability targets.
+    log_softmax : Log-probabilities from logits.
+    NLLLoss : This function with its options kept as attributes.
+    fastxent.torch.nll_loss : For PyTorch tensors, with autograd.
+
+    Notes
+    -----
+    With ``w_c = weight[c]`` (1 without ``weight``) and ``n`` running over the
+    sample positions (every index but the class one)::
+
+        loss_n = -w[y_n] * input[n, y_n]                   (0 where y_n == ignore_index)
+        d loss_n / d input[n, c] = -w[y_n] * [c == y_n]     (1 at the target class, else 0)
+
+    "mean" divides both by ``sum_n w[y_n]`` over the positions not ignored.
+    These are PyTorch's formulas.  Sums accumulate in float64 in an order that
+    does not depend on ``n_threads``.
 
     Examples
     --------
     >>> import numpy as np, fastxent
-    >>> logp = fastxent.log_softmax(np.array([[0., 1., 2., 3.]]))
-    >>> round(float(fastxent.nll_loss(logp, [3])), 4)
-    0.4402
+    >>> logp = np.log([[0.7, 0.2, 0.1],
+    ...                [0.1, 0.6, 0.3]])
+    >>> round(float(fastxent.nll_loss(logp, [0, 2])), 4)
+    0.7803
+
+    With its gradient, which is ``-1 / N`` at each target for "mean":
+
+    >>> loss, grad = fastxent.nll_loss(logp, [0, 2], return_grad=True)
+    >>> grad
+    array([[-0.5,  0. ,  0. ],
+           [ 0. ,  0. , -0.5]])
+
+    Class weights and the per-sample losses:
+
+    >>> fastxent.nll_loss(logp, [0, 2], weight=[1.0, 1.0, 4.0], reduction="none").round(4)
+    array([0.3567, 4.8159])
+
+    From logits, through :func:`log_softmax`, it is :func:`cross_entropy`:
+
+    >>> x = np.array([[0.0, 1.0, 2.0, 3.0]])
+    >>> bool(np.isclose(fastxent.nll_loss(fastxent.log_softmax(x), [3]),
+    ...                 fastxent.cross_entropy(x, [3])))
+    True
     """
     return _multiclass("nll", input, target, _args.class_weight_option(weight),
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
@@ -259,8 +499,7 @@ def _lse_result(res, result_dtype):
 
 def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
               n_threads: int | None = None) -> Scalar | Array:
-    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as
-    ``scipy.special.logsumexp``.
+    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as ``scipy.special.logsumexp``.
 
     Parameters
     ----------

@@ -56,8 +56,21 @@ from . import _dask_vocab as _v
 __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
            "logsumexp", "softmax", "log_softmax", "SLICE_KERNEL", "TREE_ARITY"]
 
+#: How many partial sums one node of the reduction tree adds.
+#:
+#: The block sums of a loss (and of a "mean" denominator) are added in
+#: float64, in the C order of the blocks, ``TREE_ARITY`` at a time, level by
+#: level.  The tree's shape depends on the number of blocks only, so a given
+#: chunking gives the same bits on every scheduler and any number of workers.
 TREE_ARITY = 8
 
+#: The specification, as text, of the kernel a split class axis's gradient needs.
+#:
+#: :func:`cross_entropy` with ``return_grad=True`` and the class axis split
+#: across blocks needs an in-memory entry point that makes one fused pass over
+#: a block of classes, given each sample's normalizer over all classes;
+#: ``print(fastxent.dask.SLICE_KERNEL)`` shows its signature and formulas.
+#: Until fastxent has that function, such a call raises NotImplementedError.
 SLICE_KERNEL = f"""fastxent.{_b.SLICE_KERNEL_NAME}(input, target, row_max, log_norm, weight=None, *,
     class_start, num_classes, target_mass=None, ignore_index=-100, label_smoothing=0.0,
     axis=None, reduction="none", return_grad=False, grad_output=None, out=None,
@@ -327,13 +340,128 @@ def _split_xent(x, tgt, wd, swd, god, scale, w64, index, denom, spec):
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0, axis=None, return_grad=False, grad_output=None,
                   out=None, n_threads=None, sample_weight=None):
-    """:func:`fastxent.cross_entropy` on Dask arrays (see the module's notes).
+    """Cross-entropy of Dask arrays of logits, as :func:`fastxent.cross_entropy`, lazily.
 
-    ``input`` may be chunked along any axis, the class axis included; ``target``
-    (indices or probabilities), ``grad_output`` ("none") and ``sample_weight``
-    are rechunked to match it.  Returns a 0-d Dask array for "mean"/"sum", the
-    per-sample losses for "none", and with ``return_grad`` the gradient chunked
-    like ``input``.
+    Each block of ``input`` is one call of the in-memory function; a "mean"
+    first reduces its denominator over the whole array, so that every block's
+    loss and gradient carry the global scale.  Block sums are added in block
+    order by a tree of fixed shape (``TREE_ARITY`` partials a node): a given
+    chunking gives the same bits on every scheduler and any number of
+    workers, within a few ulp of the in-memory result.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like, shape (C,), (N, C) or (N, C, d1, ..., dk)
+        Logits, float16, float32 or float64, chunked along any axis, the class
+        axis included (vocabulary-parallel: see Notes).  Anything else NumPy
+        takes is wrapped with ``dask.array.from_array``, the class axis in one
+        block.
+    target : dask.array.Array or array_like
+        Class indices (integers, ``input``'s shape without the class axis, in
+        ``[0, C)`` or equal to ``ignore_index``) or class probabilities
+        (floating, ``input``'s shape); rechunked to match ``input``.
+    weight : array_like, shape (C,), optional
+        A weight per class (default: 1 for every class).  A Dask array is
+        computed at once: every block needs all of it.
+    ignore_index : int, default -100
+        A class-index target equal to it adds neither loss nor gradient and is
+        left out of the "mean" denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-sample losses, chunked like ``input`` without its class
+        axis.  "sum": their sum.  "mean": their sum divided by the weight of
+        the kept targets (``sum_n weight[y_n]`` over the targets that are not
+        ``ignore_index``; the number of sample positions for probability
+        targets); NaN where that is 0.
+    label_smoothing : float, default 0.0
+        ``eps`` in ``[0, 1]``: the target is mixed with the uniform
+        distribution over the classes, ``(1 - eps) * target + eps / C``.
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, from the same task as each block's loss.
+    grad_output : scalar, array_like or dask.array.Array, optional
+        The upstream gradient the returned gradient is multiplied by (with
+        ``return_grad=True`` only): a scalar (or 0-d array) for "mean" and
+        "sum"; for "none", an array of the loss's shape, rechunked to match,
+        and the gradient is that of ``sum(grad_output * loss)``.  Default: 1.
+    out : None
+        Must be None: the results are lazy (write them with
+        ``dask.array.store``).  Any other value is a ValueError.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads (the threaded scheduler,
+        ``dask.distributed`` workers), fastxent's default
+        (:func:`fastxent.get_num_threads`) under the synchronous scheduler.
+        The results do not depend on it.
+    sample_weight : array_like or dask.array.Array, optional
+        One weight per sample position (``input``'s shape without the class
+        axis).  Passed to every block once :func:`fastxent.cross_entropy` takes
+        it (issue 12); until then, NotImplementedError.
+
+    Returns
+    -------
+    loss : dask.array.Array
+        A 0-d Dask array of ``input``'s dtype for "mean" and "sum"; for
+        "none", the per-sample losses, chunked like ``input`` without its
+        class axis.  ``.compute()`` gives a NumPy scalar or array, as the
+        in-memory function does.
+    grad : dask.array.Array
+        Only with ``return_grad=True``: the derivative of ``loss`` (of
+        ``sum(grad_output * loss)`` for "none") with respect to ``input``,
+        chunked exactly like ``input``.  Compute it with ``loss``
+        (``dask.compute(loss, grad)``) so that each block is read once.
+
+    Raises
+    ------
+    TypeError
+        At the call: the dtype and option errors of
+        :func:`fastxent.cross_entropy` (floating ``input``, integer or floating
+        ``target``, the type of each option), checked on a one-sample problem.
+    ValueError
+        At the call: shapes that do not fit, an unknown ``reduction``,
+        ``label_smoothing`` outside ``[0, 1]``, ``axis`` out of range,
+        ``n_threads`` below 1, ``out`` given.  When computed: a class index
+        outside ``[0, C)`` that is not ``ignore_index`` (the message names the
+        value, its index within the block and the block).
+    NotImplementedError
+        At the call: ``return_grad=True`` with the class axis split across
+        blocks (rechunk it to one block, ``input.rechunk({axis: -1})``) until
+        fastxent has the class-slice kernel ``SLICE_KERNEL`` describes; a
+        ``sample_weight`` until :func:`fastxent.cross_entropy` takes it.
+
+    See Also
+    --------
+    fastxent.cross_entropy : The in-memory function, with the formulas.
+    nll_loss : The same loss from log-probabilities.
+
+    Notes
+    -----
+    With the class axis split across blocks, each block contributes its
+    rows' maximum and the log-sum-exp of its shifted logits, and these are
+    combined exactly to each row's log-normalizer before the loss terms are
+    summed; the loss is then exact too.
+
+    Examples
+    --------
+    >>> import numpy as np, dask, dask.array as da, fastxent, fastxent.dask as fxd
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((1000, 20))
+    >>> y = rng.integers(0, 20, size=1000)
+    >>> y[::10] = -100                                 # ignored targets
+    >>> logits = da.from_array(x, chunks=(250, 20))    # four blocks of rows
+    >>> loss, grad = fxd.cross_entropy(logits, y, return_grad=True)
+    >>> grad.chunks == logits.chunks
+    True
+    >>> loss_value, grad_value = dask.compute(loss, grad)
+    >>> bool(np.isclose(loss_value, fastxent.cross_entropy(x, y)))
+    True
+
+    The class axis split in two blocks (the loss only):
+
+    >>> split = da.from_array(x, chunks=(500, 10))
+    >>> bool(np.isclose(fxd.cross_entropy(split, y).compute(), loss_value))
+    True
     """
     return _multiclass("xent", input, target, weight, ignore_index, reduction, label_smoothing,
                        axis, return_grad, grad_output, out, n_threads, sample_weight)
@@ -341,8 +469,99 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
 
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean", axis=None,
              return_grad=False, grad_output=None, out=None, n_threads=None, sample_weight=None):
-    """:func:`fastxent.nll_loss` on Dask arrays; the class axis may be split
-    (loss and gradient are exact there too)."""
+    """Negative log-likelihood of Dask arrays of log-probabilities, as :func:`fastxent.nll_loss`, lazily.
+
+    Each block of ``input`` is one call of the in-memory function; a "mean"
+    first reduces its denominator over the whole array, so that every block's
+    loss and gradient carry the global scale.  Block sums are added in block
+    order by a tree of fixed shape: a given chunking gives the same bits on
+    every scheduler and any number of workers.  The class axis may be split
+    across blocks: the loss and the gradient are exact there too.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like, shape (C,), (N, C) or (N, C, d1, ..., dk)
+        Log-probabilities, float16, float32 or float64, chunked along any axis,
+        the class axis included.  Anything else NumPy takes is wrapped with
+        ``dask.array.from_array``, the class axis in one block.
+    target : dask.array.Array or array_like of int
+        Class indices: integers, ``input``'s shape without the class axis, in
+        ``[0, C)`` or equal to ``ignore_index``; rechunked to match ``input``.
+    weight : array_like, shape (C,), optional
+        A weight per class (default: 1 for every class).  A Dask array is
+        computed at once: every block needs all of it.
+    ignore_index : int, default -100
+        A target equal to it adds neither loss nor gradient and is left out of
+        the "mean" denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the per-sample losses ``-weight[y_n] * input[n, y_n]``,
+        chunked like ``target``.  "sum": their sum.  "mean": their sum divided
+        by ``sum_n weight[y_n]`` over the targets not ignored; NaN where that
+        is 0.
+    axis : int, optional
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, from the same task as each block's loss.
+    grad_output : scalar, array_like or dask.array.Array, optional
+        The upstream gradient the returned gradient is multiplied by (with
+        ``return_grad=True`` only): a scalar (or 0-d array) for "mean" and
+        "sum"; for "none", an array of the loss's shape, rechunked to match,
+        and the gradient is that of ``sum(grad_output * loss)``.  Default: 1.
+    out : None
+        Must be None: the results are lazy (write them with
+        ``dask.array.store``).  Any other value is a ValueError.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads, fastxent's default under the
+        synchronous scheduler.  The results do not depend on it.
+    sample_weight : array_like or dask.array.Array, optional
+        One weight per sample position (``target``'s shape).  Passed to every
+        block once :func:`fastxent.nll_loss` takes it (issue 12); until then,
+        NotImplementedError.
+
+    Returns
+    -------
+    loss : dask.array.Array
+        A 0-d Dask array of ``input``'s dtype for "mean" and "sum"; for
+        "none", the per-sample losses, chunked like ``target``.
+    grad : dask.array.Array
+        Only with ``return_grad=True``: the derivative of ``loss`` (of
+        ``sum(grad_output * loss)`` for "none") with respect to ``input``,
+        chunked exactly like ``input``.
+
+    Raises
+    ------
+    TypeError
+        At the call: a non-floating ``input``, a target that is not integer,
+        an option of the wrong type (checked by :func:`fastxent.nll_loss` on a
+        one-sample problem).
+    ValueError
+        At the call: shapes that do not fit, an unknown ``reduction``,
+        ``axis`` out of range, ``n_threads`` below 1, ``out`` given.  When
+        computed: a class index outside ``[0, C)`` that is not
+        ``ignore_index`` (the message names the value and the block).
+    NotImplementedError
+        At the call: a ``sample_weight``, until :func:`fastxent.nll_loss` takes it.
+
+    See Also
+    --------
+    fastxent.nll_loss : The in-memory function, with the formulas.
+    log_softmax : Log-probabilities from Dask logits.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastxent, fastxent.dask as fxd
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((400, 30))
+    >>> y = rng.integers(0, 30, size=400)
+    >>> logp = fxd.log_softmax(da.from_array(x, chunks=(100, 10)), axis=1)   # classes split
+    >>> loss, grad = fxd.nll_loss(logp, y, return_grad=True)
+    >>> grad.chunks
+    ((100, 100, 100, 100), (10, 10, 10))
+    >>> bool(np.isclose(loss.compute(), fastxent.cross_entropy(x, y)))
+    True
+    """
     return _multiclass("nll", input, target, weight, ignore_index, reduction, 0.0,
                        axis, return_grad, grad_output, out, n_threads, sample_weight)
 
@@ -401,10 +620,92 @@ def _binary(kind, input, target, weight, pos_weight, reduction, return_grad, gra
 
 def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return_grad=False,
                          grad_output=None, out=None, n_threads=None, sample_weight=None):
-    """:func:`fastxent.binary_cross_entropy` on Dask arrays; ``weight`` (and
-    ``sample_weight``) broadcast to ``input`` as in memory and are never
-    expanded to its shape.  A value outside [0, 1] raises when computed,
-    naming the block."""
+    """Binary cross-entropy of Dask arrays of probabilities, as :func:`fastxent.binary_cross_entropy`, lazily.
+
+    Each block of ``input`` is one call of the in-memory function; a "mean"
+    divides by the number of elements of the whole array, so that every
+    block's loss and gradient carry the global scale.  Block sums are added
+    in block order by a tree of fixed shape: a given chunking gives the same
+    bits on every scheduler and any number of workers.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        Probabilities in ``[0, 1]``, float16, float32 or float64, any shape and
+        chunking.  Anything else NumPy takes is wrapped with
+        ``dask.array.from_array``.
+    target : dask.array.Array or array_like
+        Targets in ``[0, 1]`` (soft labels allowed), ``input``'s shape;
+        rechunked to match ``input``.
+    weight : dask.array.Array or array_like, optional
+        Weights that broadcast to ``input`` as NumPy broadcasts (a scalar, a
+        ``(C,)`` vector along the last axis, an ``(N, 1)`` column); each block
+        gets its slice, never expanded to ``input``'s shape.  Default: 1.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the elementwise losses, chunked like ``input``.  "sum": their
+        sum.  "mean": their sum divided by the number of elements.
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, from the same task as each block's loss.
+    grad_output : scalar, array_like or dask.array.Array, optional
+        The upstream gradient the returned gradient is multiplied by (with
+        ``return_grad=True`` only): a scalar (or 0-d array) for "mean" and
+        "sum"; for "none", an array of ``input``'s shape, rechunked to match,
+        and the gradient is that of ``sum(grad_output * loss)``.  Default: 1.
+    out : None
+        Must be None: the results are lazy (write them with
+        ``dask.array.store``).  Any other value is a ValueError.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads, fastxent's default under the
+        synchronous scheduler.  The results do not depend on it.
+    sample_weight : array_like or dask.array.Array, optional
+        Weights that broadcast to ``input``, one per element.  Passed to every
+        block once :func:`fastxent.binary_cross_entropy` takes it (issue 12);
+        until then, NotImplementedError.
+
+    Returns
+    -------
+    loss : dask.array.Array
+        A 0-d Dask array of ``input``'s dtype for "mean" and "sum"; for
+        "none", the elementwise losses, chunked like ``input``.
+    grad : dask.array.Array
+        Only with ``return_grad=True``: the derivative of ``loss`` (of
+        ``sum(grad_output * loss)`` for "none") with respect to ``input``,
+        chunked exactly like ``input``.
+
+    Raises
+    ------
+    TypeError
+        At the call: a non-floating ``input``, a ``target`` or ``weight`` that
+        is not real, an option of the wrong type.
+    ValueError
+        At the call: shapes that do not fit (``target``, ``weight``,
+        ``grad_output``), an unknown ``reduction``, ``n_threads`` below 1,
+        ``out`` given.  When computed: a value of ``input`` or ``target``
+        outside ``[0, 1]`` or NaN (the message says how many, where in the
+        block, and which block).
+    NotImplementedError
+        At the call: a ``sample_weight``, until
+        :func:`fastxent.binary_cross_entropy` takes it.
+
+    See Also
+    --------
+    fastxent.binary_cross_entropy : The in-memory function, with the formulas.
+    binary_cross_entropy_with_logits : The same loss from Dask logits.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastxent, fastxent.dask as fxd
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.01, 0.99, size=(600, 4))
+    >>> t = (rng.random((600, 4)) < 0.3).astype(np.float64)
+    >>> loss = fxd.binary_cross_entropy(da.from_array(p, chunks=(200, 4)), t,
+    ...                                 weight=[1.0, 2.0, 1.0, 0.5])
+    >>> bool(np.isclose(loss.compute(),
+    ...                 fastxent.binary_cross_entropy(p, t, weight=[1.0, 2.0, 1.0, 0.5])))
+    True
+    """
     return _binary("bce", input, target, weight, None, reduction, return_grad, grad_output, out,
                    n_threads, sample_weight)
 
@@ -412,7 +713,94 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return
 def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=None,
                                      reduction="mean", return_grad=False, grad_output=None,
                                      out=None, n_threads=None, sample_weight=None):
-    """:func:`fastxent.binary_cross_entropy_with_logits` on Dask arrays."""
+    """Binary cross-entropy of Dask arrays of logits, as :func:`fastxent.binary_cross_entropy_with_logits`, lazily.
+
+    Each block of ``input`` is one call of the in-memory function; a "mean"
+    divides by the number of elements of the whole array, so that every
+    block's loss and gradient carry the global scale.  Block sums are added
+    in block order by a tree of fixed shape: a given chunking gives the same
+    bits on every scheduler and any number of workers.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        Logits, float16, float32 or float64, any shape and chunking.  Anything
+        else NumPy takes is wrapped with ``dask.array.from_array``.
+    target : dask.array.Array or array_like
+        Targets, ``input``'s shape (soft labels in ``[0, 1]`` allowed, not
+        checked); rechunked to match ``input``.
+    weight : dask.array.Array or array_like, optional
+        Weights that broadcast to ``input`` as NumPy broadcasts; each block
+        gets its slice, never expanded to ``input``'s shape.  Default: 1.
+    pos_weight : dask.array.Array or array_like, optional
+        Weights of the positive term that broadcast to ``input``: a ``(C,)``
+        vector applies along the last axis, one weight per label.  Default: 1.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the elementwise losses, chunked like ``input``.  "sum": their
+        sum.  "mean": their sum divided by the number of elements.
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        ``input``, from the same task as each block's loss.
+    grad_output : scalar, array_like or dask.array.Array, optional
+        The upstream gradient the returned gradient is multiplied by (with
+        ``return_grad=True`` only): a scalar (or 0-d array) for "mean" and
+        "sum"; for "none", an array of ``input``'s shape, rechunked to match,
+        and the gradient is that of ``sum(grad_output * loss)``.  Default: 1.
+    out : None
+        Must be None: the results are lazy (write them with
+        ``dask.array.store``).  Any other value is a ValueError.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads, fastxent's default under the
+        synchronous scheduler.  The results do not depend on it.
+    sample_weight : array_like or dask.array.Array, optional
+        Weights that broadcast to ``input``, one per element.  Passed to every
+        block once :func:`fastxent.binary_cross_entropy_with_logits` takes it
+        (issue 12); until then, NotImplementedError.
+
+    Returns
+    -------
+    loss : dask.array.Array
+        A 0-d Dask array of ``input``'s dtype for "mean" and "sum"; for
+        "none", the elementwise losses, chunked like ``input``.
+    grad : dask.array.Array
+        Only with ``return_grad=True``: the derivative of ``loss`` (of
+        ``sum(grad_output * loss)`` for "none") with respect to ``input``,
+        chunked exactly like ``input``.
+
+    Raises
+    ------
+    TypeError
+        At the call: a non-floating ``input``, a ``target``, ``weight`` or
+        ``pos_weight`` that is not real, an option of the wrong type.
+    ValueError
+        At the call: shapes that do not fit (``target``, ``weight``,
+        ``pos_weight``, ``grad_output``), an unknown ``reduction``,
+        ``n_threads`` below 1, ``out`` given.
+    NotImplementedError
+        At the call: a ``sample_weight``, until
+        :func:`fastxent.binary_cross_entropy_with_logits` takes it.
+
+    See Also
+    --------
+    fastxent.binary_cross_entropy_with_logits : The in-memory function, with the formulas.
+    binary_cross_entropy : The same loss from Dask probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np, dask, dask.array as da, fastxent, fastxent.dask as fxd
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.standard_normal((600, 5))
+    >>> t = (rng.random((600, 5)) < 0.2).astype(np.float64)
+    >>> pw = np.full(5, 4.0)                          # positives count 4x
+    >>> loss, grad = fxd.binary_cross_entropy_with_logits(
+    ...     da.from_array(z, chunks=(150, 5)), t, pos_weight=pw, return_grad=True)
+    >>> loss_value, grad_value = dask.compute(loss, grad)
+    >>> ref_loss, ref_grad = fastxent.binary_cross_entropy_with_logits(
+    ...     z, t, pos_weight=pw, return_grad=True)
+    >>> bool(np.isclose(loss_value, ref_loss)), bool(np.allclose(grad_value, ref_grad))
+    (True, True)
+    """
     return _binary("bce_logits", input, target, weight, pos_weight, reduction, return_grad,
                    grad_output, out, n_threads, sample_weight)
 
@@ -462,17 +850,166 @@ def _lse_family(mode, x, axis, keepdims=False, out=None, n_threads=None):
 
 
 def logsumexp(x, axis=-1, keepdims=False, n_threads=None):
-    """:func:`fastxent.logsumexp` on a Dask array; ``axis`` (None: every element)
-    may span several blocks: each block's log-sum-exp, then fastxent.logsumexp
-    over them."""
+    """``log(sum(exp(x)))`` of a Dask array along an axis, as :func:`fastxent.logsumexp`, lazily.
+
+    The axis may span several blocks: each block contributes its rows'
+    maximum and the log-sum-exp of its shifted values, and these are combined
+    exactly (by :func:`fastxent.logsumexp` again), stable for any finite
+    input.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64), any chunking.  ``-inf`` entries are allowed.
+        Anything else NumPy takes is wrapped with ``dask.array.from_array``.
+    axis : int or None, default -1
+        The axis summed over; None: every element.  (A tuple of axes, which
+        the in-memory function takes, is not supported here.)
+    keepdims : bool, default False
+        Keep the reduced axis as an axis of length 1.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads, fastxent's default under the
+        synchronous scheduler.  The results do not depend on it.
+
+    Returns
+    -------
+    lse : dask.array.Array
+        Of ``x``'s floating dtype (float64 for integer input), shaped like
+        ``x`` without the reduced axis (or with it of length 1, with
+        ``keepdims``); 0-d for ``axis=None``.  ``.compute()`` gives what the
+        in-memory function gives.
+
+    Raises
+    ------
+    TypeError
+        At the call: complex or other non-real input, an option of the wrong
+        type.
+    ValueError
+        At the call: ``axis`` out of range, ``n_threads`` below 1.
+
+    See Also
+    --------
+    fastxent.logsumexp : The in-memory function.
+    softmax : ``exp(x - logsumexp(x))`` of a Dask array.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastxent, fastxent.dask as fxd
+    >>> x = np.random.default_rng(0).standard_normal((100, 1000))
+    >>> lse = fxd.logsumexp(da.from_array(x, chunks=(50, 250)), axis=1)   # the axis in 4 blocks
+    >>> lse.shape, lse.chunks
+    ((100,), ((50, 50),))
+    >>> bool(np.allclose(lse.compute(), fastxent.logsumexp(x, axis=1)))
+    True
+    """
     return _lse_family("logsumexp", x, axis, keepdims, n_threads=n_threads)
 
 
 def softmax(x, axis=-1, out=None, n_threads=None):
-    """:func:`fastxent.softmax` on a Dask array, ``axis`` possibly split."""
+    """``exp(x - logsumexp(x, axis))`` of a Dask array, as :func:`fastxent.softmax`, lazily.
+
+    The axis may span several blocks: each row's log-normalizer is combined
+    exactly from the blocks' statistics first, then every block is
+    normalized with it.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64), any chunking.  ``-inf`` entries get probability
+        0.  Anything else NumPy takes is wrapped with ``dask.array.from_array``.
+    axis : int or None, default -1
+        The axis normalized over; None: every element.  (A tuple of axes is
+        not supported here.)
+    out : None
+        Must be None: the result is lazy.  Any other value is a ValueError.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads, fastxent's default under the
+        synchronous scheduler.  The results do not depend on it.
+
+    Returns
+    -------
+    p : dask.array.Array
+        Of ``x``'s shape, chunks and floating dtype (float64 for integer
+        input), summing to 1 along ``axis``.
+
+    Raises
+    ------
+    TypeError
+        At the call: complex or other non-real input, an option of the wrong
+        type.
+    ValueError
+        At the call: ``axis`` out of range, ``n_threads`` below 1, ``out`` given.
+
+    See Also
+    --------
+    fastxent.softmax : The in-memory function.
+    log_softmax : Its logarithm, computed directly.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastxent.dask as fxd
+    >>> x = np.random.default_rng(0).standard_normal((8, 100))
+    >>> p = fxd.softmax(da.from_array(x, chunks=(4, 25)), axis=1)
+    >>> p.chunks
+    ((4, 4), (25, 25, 25, 25))
+    >>> bool(np.allclose(p.sum(axis=1).compute(), 1.0))
+    True
+    """
     return _lse_family("softmax", x, axis, out=out, n_threads=n_threads)
 
 
 def log_softmax(x, axis=-1, out=None, n_threads=None):
-    """:func:`fastxent.log_softmax` on a Dask array, ``axis`` possibly split."""
+    """``x - logsumexp(x, axis)`` of a Dask array, as :func:`fastxent.log_softmax`, lazily.
+
+    The axis may span several blocks: each row's log-normalizer is combined
+    exactly from the blocks' statistics first, then subtracted in every
+    block.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Real input (float16, float32 or float64; integer and bool input is
+        computed as float64), any chunking.  ``-inf`` entries stay ``-inf``.
+        Anything else NumPy takes is wrapped with ``dask.array.from_array``.
+    axis : int or None, default -1
+        The axis normalized over; None: every element.  (A tuple of axes is
+        not supported here.)
+    out : None
+        Must be None: the result is lazy.  Any other value is a ValueError.
+    n_threads : int, optional
+        Threads of each task's fastxent call, at least 1.  None: one thread in
+        a task run by a pool of Dask threads, fastxent's default under the
+        synchronous scheduler.  The results do not depend on it.
+
+    Returns
+    -------
+    logp : dask.array.Array
+        Of ``x``'s shape, chunks and floating dtype (float64 for integer
+        input).
+
+    Raises
+    ------
+    TypeError
+        At the call: complex or other non-real input, an option of the wrong
+        type.
+    ValueError
+        At the call: ``axis`` out of range, ``n_threads`` below 1, ``out`` given.
+
+    See Also
+    --------
+    fastxent.log_softmax : The in-memory function.
+    nll_loss : The loss of Dask log-probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastxent, fastxent.dask as fxd
+    >>> x = np.random.default_rng(0).standard_normal((8, 100))
+    >>> logp = fxd.log_softmax(da.from_array(x, chunks=(8, 50)), axis=1)
+    >>> bool(np.allclose(logp.compute(), fastxent.log_softmax(x, axis=1)))
+    True
+    """
     return _lse_family("log_softmax", x, axis, out=out, n_threads=n_threads)

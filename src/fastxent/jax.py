@@ -263,9 +263,12 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
                   reduction: str = "mean", label_smoothing: float = 0.0,
                   axis: int | None = None, n_threads: int | None = None,
                   callback: str = "auto") -> Any:
-    """:func:`fastxent.cross_entropy` for JAX arrays, differentiable with
-    respect to ``input`` (``jax.grad``, ``jax.value_and_grad``, ``jax.vjp``)
-    and usable under ``jax.jit`` and ``jax.vmap``.
+    """Cross-entropy of JAX arrays, as :func:`fastxent.cross_entropy`, with ``jax.grad`` through its fused gradient.
+
+    A ``jax.custom_vjp`` over a host callback: usable under ``jax.jit``,
+    ``jax.grad``, ``jax.value_and_grad``, ``jax.vjp`` and ``jax.vmap``.  Under
+    differentiation the forward pass computes the loss and its gradient in
+    one kernel call, and the backward pass scales that gradient.
 
     Parameters
     ----------
@@ -280,7 +283,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
     ignore_index : int, default -100
         Class-index targets equal to it add nothing.
     reduction : {"mean", "sum", "none"}, default "mean"
-        How the per-sample losses are combined.
+        How the per-sample losses are combined: "mean" divides by the weight
+        of the targets not ignored (the number of samples for probability
+        targets), "sum" adds them, "none" returns them.
     label_smoothing : float, default 0.0
         In ``[0, 1]``: the share of the target spread evenly over the classes.
     axis : int, optional
@@ -288,15 +293,36 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
     callback : {"auto", "buffer", "pure"}, default "auto"
-        How the host is called: ``jax.experimental.buffer_callback`` (no
-        copies), ``jax.pure_callback`` (a copy of each argument and result), or
-        the first where JAX has it.
+        How the host is called: ``jax.experimental.buffer_callback``, which
+        hands fastxent XLA's own buffers (no copy); ``jax.pure_callback``,
+        which copies each argument and result; or the first where JAX has it.
 
     Returns
     -------
     jax.Array
         The loss in ``input``'s dtype: a scalar, or per sample for
         ``reduction="none"``.  The options are static: a new value traces again.
+
+    Raises
+    ------
+    TypeError
+        While tracing: a non-floating ``input``, a ``target`` neither integer
+        nor floating, an option of the wrong type; differentiation with respect
+        to an argument other than ``input``; forward-mode differentiation
+        (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``), which the host callback
+        does not have.
+    ValueError
+        While tracing: shapes that do not fit, an unknown ``reduction``,
+        ``label_smoothing`` outside ``[0, 1]``, ``axis`` out of range, an
+        unknown ``callback``.
+    jax.errors.JaxRuntimeError
+        When the computation runs (``XlaRuntimeError`` in older JAX), wrapping
+        fastxent's ValueError for a bad value (a class index outside ``[0, C)``
+        that is not ``ignore_index``).
+
+    See Also
+    --------
+    fastxent.cross_entropy : The NumPy function, with the formulas.
 
     Examples
     --------
@@ -305,6 +331,9 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
     >>> loss, g = jax.value_and_grad(fxj.cross_entropy)(x, jnp.array([3]))
     >>> round(float(loss), 4), g.shape
     (0.4402, (1, 4))
+    >>> fxj.cross_entropy(jnp.zeros((2, 5, 7)), jnp.zeros((2, 5), jnp.int32), axis=-1,
+    ...                   reduction="none").shape
+    (2, 5)
     """
     return _apply("cross_entropy", True, input, {"target": target, "weight": weight},
                   dict(ignore_index=ignore_index, reduction=reduction,
@@ -315,12 +344,17 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, *, ignore_index: 
 def nll_loss(input: Any, target: Any, weight: Any = None, *, ignore_index: int = -100,
              reduction: str = "mean", axis: int | None = None, n_threads: int | None = None,
              callback: str = "auto") -> Any:
-    """:func:`fastxent.nll_loss` for JAX arrays; see :func:`cross_entropy`.
+    """Negative log-likelihood of JAX arrays, as :func:`fastxent.nll_loss`, with ``jax.grad`` through its fused gradient.
+
+    A ``jax.custom_vjp`` over a host callback: usable under ``jax.jit``,
+    ``jax.grad``, ``jax.value_and_grad``, ``jax.vjp`` and ``jax.vmap``.  The
+    loss of a sample is ``-weight[y] * input[n, y]``.
 
     Parameters
     ----------
     input : jax.Array or array_like
-        Log-probabilities, shaped ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
+        Log-probabilities (float32 or float64; float16 and bfloat16 computed in
+        float32), shaped ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``.
     target : jax.Array or array_like
         Class indices (integers, ``input``'s shape without the class axis).
     weight : jax.Array or array_like, optional
@@ -328,18 +362,42 @@ def nll_loss(input: Any, target: Any, weight: Any = None, *, ignore_index: int =
     ignore_index : int, default -100
         Targets equal to it add nothing.
     reduction : {"mean", "sum", "none"}, default "mean"
-        How the per-sample losses are combined.
+        How the per-sample losses are combined: "mean" divides by the weight
+        of the targets not ignored, "sum" adds them, "none" returns them.
     axis : int, optional
-        The class axis; None is PyTorch's convention.
+        The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
     callback : {"auto", "buffer", "pure"}, default "auto"
-        How the host is called; see :func:`cross_entropy`.
+        How the host is called: ``jax.experimental.buffer_callback``, which
+        hands fastxent XLA's own buffers (no copy); ``jax.pure_callback``,
+        which copies each argument and result; or the first where JAX has it.
 
     Returns
     -------
     jax.Array
-        The loss in ``input``'s dtype, differentiable with respect to ``input``.
+        The loss in ``input``'s dtype: a scalar, or per sample for
+        ``reduction="none"``; differentiable with respect to ``input``.
+
+    Raises
+    ------
+    TypeError
+        While tracing: a non-floating ``input``, a ``target`` that is not
+        integer, an option of the wrong type; differentiation with respect to an
+        argument other than ``input``; forward-mode differentiation
+        (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``), which the host callback
+        does not have.
+    ValueError
+        While tracing: shapes that do not fit, an unknown ``reduction``,
+        ``axis`` out of range, an unknown ``callback``.
+    jax.errors.JaxRuntimeError
+        When the computation runs (``XlaRuntimeError`` in older JAX), wrapping
+        fastxent's ValueError for a bad value (a class index outside ``[0, C)``
+        that is not ``ignore_index``).
+
+    See Also
+    --------
+    fastxent.nll_loss : The NumPy function, with the formulas.
 
     Examples
     --------
@@ -356,27 +414,55 @@ def nll_loss(input: Any, target: Any, weight: Any = None, *, ignore_index: int =
 def binary_cross_entropy(input: Any, target: Any, weight: Any = None, *,
                          reduction: str = "mean", n_threads: int | None = None,
                          callback: str = "auto") -> Any:
-    """:func:`fastxent.binary_cross_entropy` for JAX arrays; see :func:`cross_entropy`.
+    """Binary cross-entropy of JAX arrays of probabilities, as :func:`fastxent.binary_cross_entropy`.
+
+    A ``jax.custom_vjp`` over a host callback: usable under ``jax.jit``,
+    ``jax.grad``, ``jax.value_and_grad``, ``jax.vjp`` and ``jax.vmap``, the
+    gradient coming from the same kernel call as the loss.
 
     Parameters
     ----------
     input : jax.Array or array_like
-        Probabilities in ``[0, 1]``.
+        Probabilities in ``[0, 1]`` (float32 or float64; float16 and bfloat16
+        computed in float32), any shape.
     target : jax.Array or array_like
         Targets in ``[0, 1]``, ``input``'s shape; not differentiated.
     weight : jax.Array or array_like, optional
-        Weights broadcast to ``input``'s shape; not differentiated.
+        Weights that broadcast to ``input``'s shape; not differentiated.
     reduction : {"mean", "sum", "none"}, default "mean"
-        How the elementwise losses are combined.
+        How the elementwise losses are combined: "mean" divides by the number
+        of elements, "sum" adds them, "none" returns them.
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
     callback : {"auto", "buffer", "pure"}, default "auto"
-        How the host is called; see :func:`cross_entropy`.
+        How the host is called: ``jax.experimental.buffer_callback``, which
+        hands fastxent XLA's own buffers (no copy); ``jax.pure_callback``,
+        which copies each argument and result; or the first where JAX has it.
 
     Returns
     -------
     jax.Array
         The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Raises
+    ------
+    TypeError
+        While tracing: a non-floating ``input``, a ``target`` or ``weight`` that
+        is not real, an option of the wrong type; differentiation with respect
+        to an argument other than ``input``; forward-mode differentiation
+        (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``), which the host callback
+        does not have.
+    ValueError
+        While tracing: shapes that do not fit, an unknown ``reduction``, an
+        unknown ``callback``.
+    jax.errors.JaxRuntimeError
+        When the computation runs (``XlaRuntimeError`` in older JAX),
+        wrapping fastxent's ValueError for a bad value (a value of ``input``
+        or ``target`` outside ``[0, 1]``).
+
+    See Also
+    --------
+    fastxent.binary_cross_entropy : The NumPy function, with the formulas.
 
     Examples
     --------
@@ -393,31 +479,54 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
                                      pos_weight: Any = None, reduction: str = "mean",
                                      n_threads: int | None = None,
                                      callback: str = "auto") -> Any:
-    """:func:`fastxent.binary_cross_entropy_with_logits` for JAX arrays; see
-    :func:`cross_entropy`.
+    """Binary cross-entropy of JAX arrays of logits, as :func:`fastxent.binary_cross_entropy_with_logits`.
+
+    A ``jax.custom_vjp`` over a host callback: usable under ``jax.jit``,
+    ``jax.grad``, ``jax.value_and_grad``, ``jax.vjp`` and ``jax.vmap``, the
+    gradient coming from the same kernel call as the loss.
 
     Parameters
     ----------
     input : jax.Array or array_like
-        Logits.
+        Logits (float32 or float64; float16 and bfloat16 computed in float32),
+        any shape.
     target : jax.Array or array_like
         Targets in ``[0, 1]``, ``input``'s shape; not differentiated.
     weight : jax.Array or array_like, optional
-        Weights broadcast to ``input``'s shape; not differentiated.
+        Weights that broadcast to ``input``'s shape; not differentiated.
     pos_weight : jax.Array or array_like, optional
         Weights of the positive term, broadcast to ``input``'s shape (a ``(C,)``
         one along the last axis); not differentiated.
     reduction : {"mean", "sum", "none"}, default "mean"
-        How the elementwise losses are combined.
+        How the elementwise losses are combined: "mean" divides by the number
+        of elements, "sum" adds them, "none" returns them.
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
     callback : {"auto", "buffer", "pure"}, default "auto"
-        How the host is called; see :func:`cross_entropy`.
+        How the host is called: ``jax.experimental.buffer_callback``, which
+        hands fastxent XLA's own buffers (no copy); ``jax.pure_callback``,
+        which copies each argument and result; or the first where JAX has it.
 
     Returns
     -------
     jax.Array
         The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Raises
+    ------
+    TypeError
+        While tracing: a non-floating ``input``, a ``target``, ``weight`` or
+        ``pos_weight`` that is not real, an option of the wrong type;
+        differentiation with respect to an argument other than ``input``;
+        forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``,
+        ``jax.hessian``), which the host callback does not have.
+    ValueError
+        While tracing: shapes that do not fit, an unknown ``reduction``, an
+        unknown ``callback``.
+
+    See Also
+    --------
+    fastxent.binary_cross_entropy_with_logits : The NumPy function, with the formulas.
 
     Examples
     --------

@@ -200,6 +200,24 @@ def cross_entropy(input: torch.Tensor, target: Any, weight: Any = None, *,
         The loss in ``input``'s dtype: a 0-d tensor, or per sample for
         ``reduction="none"``; differentiable with respect to ``input``.
 
+    Raises
+    ------
+    TypeError
+        If ``input`` is not a ``torch.Tensor`` (or not a dense one), if
+        another tensor argument requires grad (gradients flow to ``input``
+        only: pass it ``.detach()``), or for fastxent's own type errors:
+        a non-floating ``input``, a ``target`` neither integer nor
+        floating, an option of the wrong type.
+    ValueError
+        If a tensor is not on the CPU, or for fastxent's own value errors:
+        shapes that do not fit, a class index outside ``[0, C)`` that is
+        not ``ignore_index``, an unknown ``reduction``, ``label_smoothing``
+        outside ``[0, 1]``, ``axis`` out of range.
+
+    See Also
+    --------
+    fastxent.cross_entropy : The NumPy function, with the formulas.
+
     Examples
     --------
     >>> import torch, fastxent.torch as fxt
@@ -243,6 +261,23 @@ def nll_loss(input: torch.Tensor, target: Any, weight: Any = None, *,
     torch.Tensor
         The loss in ``input``'s dtype, differentiable with respect to ``input``.
 
+    Raises
+    ------
+    TypeError
+        If ``input`` is not a ``torch.Tensor`` (or not a dense one), if
+        another tensor argument requires grad (gradients flow to ``input``
+        only: pass it ``.detach()``), or for fastxent's own type errors:
+        a non-floating ``input``, a ``target`` that is not integer, an
+        option of the wrong type.
+    ValueError
+        If a tensor is not on the CPU, or for fastxent's own value errors:
+        shapes that do not fit, a class index outside ``[0, C)`` that is
+        not ``ignore_index``, an unknown ``reduction``, ``axis`` out of range.
+
+    See Also
+    --------
+    fastxent.nll_loss : The NumPy function, with the formulas.
+
     Examples
     --------
     >>> import torch, fastxent.torch as fxt
@@ -279,6 +314,23 @@ def binary_cross_entropy(input: torch.Tensor, target: Any, weight: Any = None, *
     torch.Tensor
         The loss in ``input``'s dtype, differentiable with respect to ``input``.
 
+    Raises
+    ------
+    TypeError
+        If ``input`` is not a ``torch.Tensor`` (or not a dense one), if
+        another tensor argument requires grad (gradients flow to ``input``
+        only: pass it ``.detach()``), or for fastxent's own type errors:
+        a non-floating ``input``, a ``target`` or ``weight`` that is not
+        real, an option of the wrong type.
+    ValueError
+        If a tensor is not on the CPU, or for fastxent's own value errors:
+        shapes that do not fit, a value of ``input`` or ``target`` outside
+        ``[0, 1]``, an unknown ``reduction``.
+
+    See Also
+    --------
+    fastxent.binary_cross_entropy : The NumPy function, with the formulas.
+
     Examples
     --------
     >>> import torch, fastxent.torch as fxt
@@ -293,8 +345,7 @@ def binary_cross_entropy(input: torch.Tensor, target: Any, weight: Any = None, *
 def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: Any = None, *,
                                      pos_weight: Any = None, reduction: str = "mean",
                                      n_threads: int | None = None) -> torch.Tensor:
-    """``torch.nn.functional.binary_cross_entropy_with_logits`` on CPU tensors,
-    computed by fastxent.
+    """``torch.nn.functional.binary_cross_entropy_with_logits`` on CPU tensors, computed by fastxent.
 
     Parameters
     ----------
@@ -317,6 +368,22 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: Any, weight: A
     -------
     torch.Tensor
         The loss in ``input``'s dtype, differentiable with respect to ``input``.
+
+    Raises
+    ------
+    TypeError
+        If ``input`` is not a ``torch.Tensor`` (or not a dense one), if
+        another tensor argument requires grad (gradients flow to ``input``
+        only: pass it ``.detach()``), or for fastxent's own type errors:
+        a non-floating ``input``, a ``target``, ``weight`` or
+        ``pos_weight`` that is not real, an option of the wrong type.
+    ValueError
+        If a tensor is not on the CPU, or for fastxent's own value errors:
+        shapes that do not fit, an unknown ``reduction``.
+
+    See Also
+    --------
+    fastxent.binary_cross_entropy_with_logits : The NumPy function, with the formulas.
 
     Examples
     --------
@@ -368,6 +435,12 @@ class CrossEntropyLoss(torch.nn.Module):
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
 
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is unknown.  The other options are checked by the
+        first call, with the function's errors.
+
     Examples
     --------
     >>> import torch, fastxent.torch as fxt
@@ -414,6 +487,12 @@ class NLLLoss(torch.nn.Module):
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
 
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is unknown.  The other options are checked by the
+        first call, with the function's errors.
+
     Examples
     --------
     >>> import torch, fastxent.torch as fxt
@@ -452,6 +531,12 @@ class BCELoss(torch.nn.Module):
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
 
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is unknown.  The other options are checked by the
+        first call, with the function's errors.
+
     Examples
     --------
     >>> import torch, fastxent.torch as fxt
@@ -477,8 +562,7 @@ class BCELoss(torch.nn.Module):
 
 
 class BCEWithLogitsLoss(torch.nn.Module):
-    """``torch.nn.BCEWithLogitsLoss`` computed by
-    :func:`fastxent.torch.binary_cross_entropy_with_logits`.
+    """``torch.nn.BCEWithLogitsLoss`` computed by :func:`fastxent.torch.binary_cross_entropy_with_logits`.
 
     Parameters
     ----------
@@ -490,6 +574,12 @@ class BCEWithLogitsLoss(torch.nn.Module):
         How the elementwise losses are combined.
     n_threads : int, optional
         Threads for the kernel (default :func:`fastxent.get_num_threads`).
+
+    Raises
+    ------
+    ValueError
+        If ``reduction`` is unknown.  The other options are checked by the
+        first call, with the function's errors.
 
     Examples
     --------
