@@ -109,7 +109,9 @@ def test_torch_threads_are_restored():
 
 def test_jax_child_runs_on_the_cpus_it_is_given():
     """At one thread the child is pinned to one CPU: its CPU time cannot exceed
-    its wall time (XLA's pool would use every CPU otherwise)."""
+    its wall time (XLA's pool would use every CPU otherwise).  The two clocks are
+    read apart, so tiny calls on a loaded machine overshoot by some percent: the
+    bound sits halfway between one CPU (1.0) and two (2.0)."""
     _need("jax")
     if not hasattr(os, "sched_getaffinity"):
         pytest.skip("no CPU affinity on this platform")
@@ -122,7 +124,7 @@ def test_jax_child_runs_on_the_cpus_it_is_given():
     for op in ("loss+grad", "logsumexp"):
         seconds, cpu, problem = timed[(label, op, 1)]
         assert problem is None and seconds > 0
-        assert cpu <= 1.05, (op, cpu)
+        assert cpu <= 1.5, (op, cpu)
     assert "[jax, 1 thread]" in err.getvalue()
 
 

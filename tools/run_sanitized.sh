@@ -99,13 +99,15 @@ expect_report "an out-of-bounds read in a kernel" "heap-buffer-overflow" '
 import numpy as np
 from fastxent._kernels import kernels
 # 15 elements read from a buffer of 10: the Python layer would never pass this
-kernels.xent(np.zeros(10), 3, 5, 1, np.zeros(3, np.int64), -100, None, None, 5.0, 0.0,
-             None, None, None, 1.0, 1)'
+kernels.xent(x=np.zeros(10), n_outer=3, C=5, inner=1, y=np.zeros(3, np.int64), ignore_index=-100,
+             t=None, w=None, w_sum=5.0, eps=0.0, loss_out=None, grad=None, gout=None, gscale=1.0,
+             n_threads=1)'
 expect_report "a signed integer overflow" "signed integer overflow" '
 import numpy as np
 from fastxent._kernels import kernels
-kernels.xent(np.zeros(10), 2**62, 1, 65, np.zeros(1, np.int64), -100, None, None, 1.0, 0.0,
-             None, None, None, 1.0, 1)'
+kernels.xent(x=np.zeros(10), n_outer=2**62, C=1, inner=65, y=np.zeros(1, np.int64),
+             ignore_index=-100, t=None, w=None, w_sum=1.0, eps=0.0, loss_out=None, grad=None,
+             gout=None, gscale=1.0, n_threads=1)'
 
 # -- 3. the tests ----------------------------------------------------------------------
 if [ $# -eq 0 ]; then
