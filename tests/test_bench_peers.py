@@ -140,14 +140,14 @@ def test_jax_child_says_when_it_lacks_cpus():
 
 
 def test_floors_are_the_reads_and_writes_of_the_op():
-    """copy <= exp, and the binary workload's copy floor (read 2, write 1) is
-    measured on logits and targets."""
+    """Every floor is measured and positive, for the multi-class and the binary
+    workload (whose copy floor reads logits and targets).  Their order is not
+    asserted: timings are for the bench, never for a test."""
     for name in ("W1", "W4"):
         wl = _workloads.get(name)
         x, t = wl.make("float32", tiny=False) if name == "W4" else wl.make("float32", tiny=True)
         floors = _bench.measure_floors(wl, x, t, 3)
         assert 0 < floors.read and 0 < floors.copy and 0 < floors.exp
-    assert floors.read < floors.copy                   # W4, 4M elements: reading beats writing
 
 
 def test_best_peer_is_the_fastest_that_ran():
