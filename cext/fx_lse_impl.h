@@ -36,7 +36,7 @@ static inline void FX_SFX(fx_lse_tile_refine)(const fx_lse_args *A, const REAL *
         any |= want[l];
     }
     if (!any) return;
-    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m2, sh2, precise, NULL, 1);
+    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m2, sh2, precise, NULL, 1, 0);
     for (l = 0; l < T; l++)
         if (want[l]) log_s[l] = precise[l];
 }
@@ -51,7 +51,7 @@ static FX_INLINE void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, R
     const int softmax = A->mode == FX_SOFTMAX;
     Py_ssize_t c, l;
     int any_odd = 0;
-    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m, sh, log_s, softmax ? out : NULL, 0);
+    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m, sh, log_s, softmax ? out : NULL, 0, 0);
     if (!softmax) FX_SFX(fx_lse_tile_refine)(A, x, T, stride, m, sh, log_s);
     for (l = 0; l < T; l++) {
         lse[l] = fx_lse_finish((double)sh[l], log_s[l], isfinite(m[l]));
@@ -86,7 +86,7 @@ static inline void FX_SFX(fx_lse_row_out)(const fx_lse_args *A, const FX_SFX(fx_
         for (Py_ssize_t k = 0; k < row->nk; k++) {
             Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
             REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, row->log_s, 1.0);
-            FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0);
+            FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0, NULL, 0);
         }
     } else {
         for (j = 0; j < C; j++) orow[j] = (REAL)fx_log_softmax_elem(xr[j], row->M, row->log_s);
@@ -101,10 +101,10 @@ static void FX_SFX(fx_lse_rows)(const fx_lse_args *A, fx_block k)
         const REAL *xr = (const REAL *)A->x + n * C;
         REAL *orow = A->out ? (REAL *)A->out + n * C : NULL;
         FX_SFX(fx_row) row;
-        FX_SFX(fx_row_stats)(xr, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, 0);
+        FX_SFX(fx_row_stats)(xr, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, 0, 0);
         if (fx_lse_wants_precise(row.M, row.log_s, row.finite, A->mode,
                                  FX_SFX(fx_precise_bound)(C)))
-            FX_SFX(fx_row_stats)(xr, C, &row, NULL, 1);
+            FX_SFX(fx_row_stats)(xr, C, &row, NULL, 1, 0);
         double lse = fx_lse_finish(row.M, row.log_s, row.finite);
         if (A->lse) ((REAL *)A->lse)[n] = (REAL)lse;
         if (orow) FX_SFX(fx_lse_row_out)(A, &row, xr, orow, lse);

@@ -3,7 +3,27 @@
  * exponentials, target masses, over contiguous chunks (rows) or across the lanes
  * of a tile.  fx_xent.h instantiates it once per dtype (REAL, FX_SFX) through
  * fx_dtypes.h.
+ *
+ * Soft-capping (cross-entropy's softcap, `cap` > 0; 0: off) is applied where a
+ * loop loads a logit (FX_LOGIT): each such loop is a `_body` function taking a
+ * constant `capped`, called once with 1 and once with 0, so that the uncapped
+ * loop compiles exactly as without the option (one test per chunk or tile, none
+ * per element).  The max needs no capping pass: cap tanh(x / cap) increases
+ * with x, so the capped max is the cap of the max.
  */
+
+#ifndef FX_LOGIT
+/* The logit x as a loop of a `_body` function sees it (`capped`, `cap` and
+   `inv_cap` in scope); FX_DCAP(v, x): v times the derivative of the cap at x. */
+#define FX_LOGIT(x) (capped ? FX_SFX(fx_cap)((x), cap, inv_cap) : (x))
+#define FX_DCAP(v, x) (capped ? (v) * FX_SFX(fx_dtanh)((x) * inv_cap) : (v))
+#endif
+
+/* The cap of a chunk's or a lane's max (a no-op without softcap). */
+static FX_INLINE REAL FX_SFX(fx_cap_max)(REAL m, REAL cap)
+{
+    return cap > (REAL)0 ? FX_SFX(fx_cap)(m, cap, (REAL)1 / cap) : m;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Over one contiguous chunk (a row, or part of a long row)                  */
@@ -21,8 +41,8 @@ static inline REAL FX_SFX(fx_chunk_max)(const REAL *restrict x, Py_ssize_t n)
 }
 
 /* 1 when the softmax of x[0:n] is NaN throughout: a NaN, a +inf, or no entry
-   above -inf. */
-static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n)
+   above -inf; with softcap (every capped logit in [-cap, cap]) a NaN only. */
+static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n, REAL cap)
 {
     REAL m = -(REAL)INFINITY;
     int nan = 0;
@@ -31,7 +51,7 @@ static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n
         m = x[j] > m ? x[j] : m;
         nan |= x[j] != x[j];
     }
-    return nan || !(m > -(REAL)INFINITY && m < (REAL)INFINITY);
+    return nan || (cap == (REAL)0 && !(m > -(REAL)INFINITY && m < (REAL)INFINITY));
 }
 
 /* Shift of a chunk for the exponentials: its max, or 0 when the max is not
@@ -43,16 +63,19 @@ static inline REAL FX_SFX(fx_shift_of)(REAL m) { return isfinite(m) ? m : (REAL)
  * order; e_out (may be NULL) receives the exponentials.  With n_top (the
  * precise sums of logsumexp and log_softmax), entries equal to shift are left
  * out of the sum and counted in *n_top instead: their exponential is exactly
- * 1, and a sum dominated by it would round the other terms away.
+ * 1, and a sum dominated by it would round the other terms away.  With cap
+ * (> 0) the terms are those of the soft-capped logits.
  */
-static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t n, REAL shift,
-                                              REAL *restrict e_out, double *n_top)
+static FX_INLINE double FX_SFX(fx_chunk_sumexp_body)(const REAL *restrict x, Py_ssize_t n, REAL shift,
+                                                     REAL *restrict e_out, double *n_top,
+                                                     REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double acc[FX_LANES], top[FX_LANES];
     Py_ssize_t j = 0;
     for (int l = 0; l < FX_LANES; l++) { acc[l] = 0.0; top[l] = 0.0; }
-#define FX_SUM_TERM(i, l) acc[l] += (double)FX_SFX(fx_exp)(x[i] - shift);
-#define FX_STORE_TERM(i, l) { REAL e = FX_SFX(fx_exp)(x[i] - shift); e_out[i] = e; acc[l] += (double)e; }
+#define FX_SUM_TERM(i, l) acc[l] += (double)FX_SFX(fx_exp)(FX_LOGIT(x[i]) - shift);
+#define FX_STORE_TERM(i, l) { REAL e = FX_SFX(fx_exp)(FX_LOGIT(x[i]) - shift); e_out[i] = e; acc[l] += (double)e; }
 #define FX_TOP_TERM(i, l)                                                      \
     { int t_ = x[i] == shift; REAL e = FX_SFX(fx_exp)(x[i] - shift);           \
       acc[l] += t_ ? 0.0 : (double)e; top[l] += t_ ? 1.0 : 0.0; }
@@ -67,14 +90,22 @@ static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t 
     if (n_top) *n_top = tops;
     return s;
 }
+static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t n, REAL shift,
+                                              REAL *restrict e_out, double *n_top, REAL cap)
+{
+    if (cap > (REAL)0)        /* soft-capped logits (cross-entropy: never n_top) */
+        return FX_SFX(fx_chunk_sumexp_body)(x, n, shift, e_out, NULL, cap, 1);
+    return FX_SFX(fx_chunk_sumexp_body)(x, n, shift, e_out, n_top, (REAL)0, 0);
+}
 
 /* The weighted target mass of a chunk: returns sum_j w_j q_j (x_j - shift) and
    stores sum_j w_j q_j in *wq_sum, with q_j = a t_j + b (t NULL: q_j = b) and
-   w_j = 1 where w is NULL. */
-static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const REAL *t,
-                                             double a, double b, Py_ssize_t n, REAL shift,
-                                             double *wq_sum)
+   w_j = 1 where w is NULL; x_j soft-capped where cap > 0. */
+static FX_INLINE double FX_SFX(fx_chunk_wq_dot_body)(const REAL *x, const REAL *w, const REAL *t,
+                                                     double a, double b, Py_ssize_t n, REAL shift,
+                                                     double *wq_sum, REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double acc[FX_LANES], accq[FX_LANES];
     Py_ssize_t j = 0;
     for (int l = 0; l < FX_LANES; l++) { acc[l] = 0.0; accq[l] = 0.0; }
@@ -83,7 +114,7 @@ static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const
         double q = t ? a * (double)t[idx] + b : b;                             \
         double wq = w ? (double)w[idx] * q : q;                                \
         accq[l] += wq;                                                         \
-        acc[l] += wq * (double)(x[idx] - shift);                               \
+        acc[l] += wq * (double)(FX_LOGIT(x[idx]) - shift);                     \
     }
     FX_LANE_LOOP(FX_WQ_TERM)
 #undef FX_WQ_TERM
@@ -92,23 +123,42 @@ static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const
     *wq_sum = sq;
     return s;
 }
+static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const REAL *t,
+                                             double a, double b, Py_ssize_t n, REAL shift,
+                                             double *wq_sum, REAL cap)
+{
+    if (cap > (REAL)0) return FX_SFX(fx_chunk_wq_dot_body)(x, w, t, a, b, n, shift, wq_sum, cap, 1);
+    return FX_SFX(fx_chunk_wq_dot_body)(x, w, t, a, b, n, shift, wq_sum, (REAL)0, 0);
+}
 
 /* g[j] = g[j] * f - w_j (a t_j + b): turns stored exponentials into the gradient
-   (t NULL: q_j = b; w NULL: w_j = 1).  Without probabilities and with b == 0
-   the weights are not touched: an unused infinite weight changes nothing. */
-static inline void FX_SFX(fx_chunk_grad)(REAL *restrict g, Py_ssize_t n, REAL f,
-                                         const REAL *restrict w, const REAL *restrict t, REAL a, REAL b)
+   (t NULL: q_j = b; w NULL: w_j = 1), times the derivative of the cap at x[j]
+   where cap > 0 (x: the chunk's logits; unread otherwise).  Without
+   probabilities and with b == 0 the weights are not touched: an unused
+   infinite weight changes nothing. */
+static FX_INLINE void FX_SFX(fx_chunk_grad_body)(REAL *restrict g, Py_ssize_t n, REAL f,
+                                                 const REAL *restrict w, const REAL *restrict t,
+                                                 REAL a, REAL b, const REAL *restrict x,
+                                                 REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     Py_ssize_t j;
     if (!t && b == (REAL)0) {
-        for (j = 0; j < n; j++) g[j] *= f;
+        for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f, x[j]);
     } else if (!t) {
-        if (w) for (j = 0; j < n; j++) g[j] = g[j] * f - w[j] * b;
-        else   for (j = 0; j < n; j++) g[j] = g[j] * f - b;
+        if (w) for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - w[j] * b, x[j]);
+        else   for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - b, x[j]);
     } else {
-        if (w) for (j = 0; j < n; j++) g[j] = g[j] * f - w[j] * (a * t[j] + b);
-        else   for (j = 0; j < n; j++) g[j] = g[j] * f - (a * t[j] + b);
+        if (w) for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - w[j] * (a * t[j] + b), x[j]);
+        else   for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - (a * t[j] + b), x[j]);
     }
+}
+static inline void FX_SFX(fx_chunk_grad)(REAL *restrict g, Py_ssize_t n, REAL f,
+                                         const REAL *restrict w, const REAL *restrict t, REAL a, REAL b,
+                                         const REAL *restrict x, REAL cap)
+{
+    if (cap > (REAL)0) FX_SFX(fx_chunk_grad_body)(g, n, f, w, t, a, b, x, cap, 1);
+    else FX_SFX(fx_chunk_grad_body)(g, n, f, w, t, a, b, x, (REAL)0, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -143,10 +193,11 @@ static FX_INLINE double FX_SFX(fx_row_log_s)(const FX_SFX(fx_row) *row, const do
     return top && row->finite ? fx_log1p_d(S + (ones - 1.0)) : fx_log_d(S);
 }
 
-/* Fills row (shifts, max, log S) for x[0:C]; e (may be NULL) receives
-   exp(x_j - the shift of its chunk); precise: see fx_chunk_sumexp. */
+/* Fills row (shifts, max, log S) for x[0:C], soft-capped where cap > 0; e (may
+   be NULL) receives exp(x_j - the shift of its chunk); precise: see
+   fx_chunk_sumexp. */
 static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_row) *row,
-                                        REAL *e, int precise)
+                                        REAL *e, int precise, REAL cap)
 {
     double s[FX_MAX_CHUNKS], top[FX_MAX_CHUNKS];
     REAL M = -(REAL)INFINITY;
@@ -154,10 +205,11 @@ static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_r
     row->nk = C ? (C + row->K - 1) / row->K : 0;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
-        REAL m = FX_SFX(fx_chunk_max)(x + off, len);
+        REAL m = FX_SFX(fx_cap_max)(FX_SFX(fx_chunk_max)(x + off, len), cap);
         REAL sh = FX_SFX(fx_shift_of)(m);
         row->shift[k] = m == -(REAL)INFINITY ? -(REAL)INFINITY : sh;
-        s[k] = FX_SFX(fx_chunk_sumexp)(x + off, len, sh, e ? e + off : NULL, precise ? &top[k] : NULL);
+        s[k] = FX_SFX(fx_chunk_sumexp)(x + off, len, sh, e ? e + off : NULL, precise ? &top[k] : NULL,
+                                       cap);
         M = m > M ? m : M;
     }
     row->M = (double)M;
@@ -169,7 +221,7 @@ static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_r
    and stores sum_j w_j q_j in *q, with q_j = a t_j + b (see fx_chunk_wq_dot). */
 static inline double FX_SFX(fx_row_mass)(const FX_SFX(fx_row) *row, const REAL *x, Py_ssize_t C,
                                          const REAL *w, const REAL *t, double a, double b,
-                                         double *q)
+                                         double *q, REAL cap)
 {
     double d = 0.0;
     *q = 0.0;
@@ -177,7 +229,8 @@ static inline double FX_SFX(fx_row_mass)(const FX_SFX(fx_row) *row, const REAL *
         Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
         REAL sh = FX_SFX(fx_shift_of)(row->shift[k]);
         double qk;
-        d += FX_SFX(fx_chunk_wq_dot)(x + off, w ? w + off : NULL, t ? t + off : NULL, a, b, len, sh, &qk)
+        d += FX_SFX(fx_chunk_wq_dot)(x + off, w ? w + off : NULL, t ? t + off : NULL, a, b, len, sh, &qk,
+                                     cap)
              + qk * ((double)sh - row->M);
         *q += qk;
     }
@@ -202,11 +255,14 @@ static inline double FX_SFX(fx_row_chunk_factor)(const FX_SFX(fx_row) *row, Py_s
    log sum_c exp(x[c * stride + l] - sh[l]); e (may be NULL, laid out like x)
    receives the exponentials.  The sum over classes adds partial sums of
    FX_CBLOCK classes (C terms added one by one would round like C terms: 1e-12
-   relative at C = 1e5 in float64).  precise: see fx_chunk_sumexp. */
-static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
-                                         Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
-                                         double *restrict log_s, REAL *restrict e, int precise)
+   relative at C = 1e5 in float64).  precise: see fx_chunk_sumexp.  With cap
+   (> 0), of the soft-capped logits (m and sh too). */
+static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
+                                              Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
+                                              double *restrict log_s, REAL *restrict e, int precise,
+                                              REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double s[FX_TILE], top[FX_TILE];
     Py_ssize_t c;
     int l;
@@ -215,6 +271,8 @@ static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T
         const REAL *xc = x + c * stride;      /* (x[c * stride + l] would not vectorize under -fwrapv) */
         for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
     }
+    if (capped)
+        for (l = 0; l < T; l++) m[l] = FX_LOGIT(m[l]);
     for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
     for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
         Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
@@ -224,7 +282,7 @@ static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T
             const REAL *xc = x + c * stride;
             if (e) {
                 REAL *ec = e + c * stride;
-                for (l = 0; l < T; l++) { REAL v = FX_SFX(fx_exp)(xc[l] - sh[l]); ec[l] = v; sb[l] += (double)v; }
+                for (l = 0; l < T; l++) { REAL v = FX_SFX(fx_exp)(FX_LOGIT(xc[l]) - sh[l]); ec[l] = v; sb[l] += (double)v; }
             } else if (precise) {
                 for (l = 0; l < T; l++) {
                     int t_ = xc[l] == sh[l];
@@ -233,7 +291,7 @@ static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T
                     top[l] += t_ ? 1.0 : 0.0;
                 }
             } else {
-                for (l = 0; l < T; l++) sb[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+                for (l = 0; l < T; l++) sb[l] += (double)FX_SFX(fx_exp)(FX_LOGIT(xc[l]) - sh[l]);
             }
         }
         for (l = 0; l < T; l++) s[l] += sb[l];
@@ -243,14 +301,26 @@ static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T
     for (l = 0; l < T; l++)
         log_s[l] = precise ? fx_log1p_d(s[l] + (top[l] - 1.0)) : fx_log_d(s[l]);
 }
+static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
+                                         Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
+                                         double *restrict log_s, REAL *restrict e, int precise,
+                                         REAL cap)
+{
+    if (cap > (REAL)0)        /* soft-capped logits (cross-entropy: never precise) */
+        FX_SFX(fx_tile_stats_body)(x, T, C, stride, m, sh, log_s, e, 0, cap, 1);
+    else
+        FX_SFX(fx_tile_stats_body)(x, T, C, stride, m, sh, log_s, e, precise, (REAL)0, 0);
+}
 
 /* Per lane: the weighted target mass relative to sh, as fx_chunk_wq_dot:
    d[l] = sum_c w_c q (x - sh[l]) and q_out[l] = sum_c w_c q, q = a t + b, in
-   partial sums of FX_CBLOCK classes. */
-static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
-                                        Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
-                                        double a, double b, double *q_out, double *d)
+   partial sums of FX_CBLOCK classes; x soft-capped where cap > 0. */
+static FX_INLINE void FX_SFX(fx_tile_mass_body)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
+                                             Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
+                                             double a, double b, double *q_out, double *d,
+                                             REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     int l;
     for (l = 0; l < T; l++) { q_out[l] = 0.0; d[l] = 0.0; }
     for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
@@ -264,11 +334,18 @@ static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const R
             for (l = 0; l < T; l++) {
                 double q = tc ? a * (double)tc[l] + b : b;
                 Qb[l] += wc * q;
-                Db[l] += wc * q * (double)(xc[l] - sh[l]);
+                Db[l] += wc * q * (double)(FX_LOGIT(xc[l]) - sh[l]);
             }
         }
         for (l = 0; l < T; l++) { q_out[l] += Qb[l]; d[l] += Db[l]; }
     }
+}
+static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
+                                        Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
+                                        double a, double b, double *q_out, double *d, REAL cap)
+{
+    if (cap > (REAL)0) FX_SFX(fx_tile_mass_body)(x, t, w, T, C, stride, sh, a, b, q_out, d, cap, 1);
+    else FX_SFX(fx_tile_mass_body)(x, t, w, T, C, stride, sh, a, b, q_out, d, (REAL)0, 0);
 }
 
 /* Copies a (rows x cols) block with row stride ld_src into dst with row stride

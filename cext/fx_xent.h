@@ -68,6 +68,9 @@ typedef struct fx_xent_args {
     const double *gout;        /* per-sample factor of the gradient, or NULL (1) */
     double gscale;             /* the gradient's scalar factor: grad_output, over the
                                   denominator for a "mean"; NaN gives NaN */
+    /* options of cross-entropy added later (0: off) */
+    double z_loss;             /* adds z_loss lse**2 to each kept sample's loss, >= 0 */
+    double softcap;            /* logits x read as softcap tanh(x / softcap), > 0 */
 } fx_xent_args;
 
 /* One call of log-sum-exp, softmax or log_softmax (scipy.special semantics). */
@@ -208,6 +211,7 @@ typedef struct fx_xent_stats {
                          sum_c w_c q_c (x_c - m) (0 without smoothing) */
     double gs;        /* the gradient's factor, gout * gscale */
     int kept;         /* 0: ignored (or an index out of range) */
+    double m;         /* the max (the shift of log_s), for the z-loss's lse = m + log_s */
 } fx_xent_stats;
 
 /* The gradient factor of sample n: gout[n] * gscale. */
@@ -246,7 +250,13 @@ static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s
  * in PyTorch) rather than to its own ulp.  Its relative precision would cost a
  * compare and a select per element of every row, and would change no reduced
  * loss (whose error is that of its largest terms).
- * Sample weights, z-loss and softcap enter here (docs/ARCHITECTURE.md).
+ * The z-loss adds z_loss lse**2 (lse = m + log_s) to a kept sample's loss and
+ * 2 z_loss lse gs to gq (the gradient of lse is p), written as selects so
+ * that a tile's lanes take it in vectors; without it (z_loss = 0) the
+ * selects keep the plain values, also where lse is inf or NaN.  Soft-capping
+ * is done by the paths (the statistics are of the capped logits, and the
+ * gradient's loop multiplies by the cap's derivative).
+ * Sample weights enter here (docs/ARCHITECTURE.md).
  */
 static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stats s)
 {
@@ -254,8 +264,12 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double Q = (1.0 - A->eps) * s.wy + s.q;
     double D = (1.0 - A->eps) * s.wy * s.xy + s.d;
     double gs = s.kept ? s.gs : 0.0;
+    int z = s.kept & (A->z_loss > 0.0) & (A->shape.C > 0);
+    double lse = s.m + s.log_s;
     r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
+    r.loss = z ? r.loss + A->z_loss * lse * lse : r.loss;
     r.gq = s.kept ? gs * Q : fx_xent_ignored_grad(A, s.log_s);
+    r.gq = z ? r.gq + 2.0 * A->z_loss * lse * gs : r.gq;
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / (double)A->shape.C);
     r.ay = r.a * s.wy;

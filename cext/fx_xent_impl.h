@@ -17,8 +17,8 @@ typedef struct {
 /* ------------------------------------------------------------------------ */
 
 /* Each lane's class (read once and checked: fx_class_of), its weight and
-   x_y - m (0 where ignored).  An index out of range is reported in *bad and
-   its lane treated as ignored. */
+   x_y - m (0 where ignored; x_y soft-capped with softcap).  An index out of
+   range is reported in *bad and its lane treated as ignored. */
 static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                               const REAL *m, Py_ssize_t *cls, double *wy,
                                               double *xy, Py_ssize_t *bad)
@@ -26,6 +26,7 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
     const REAL *w = (const REAL *)A->w, *x = v->x;
     const int64_t *y = A->y + v->n0, ignore_index = A->ignore_index;
     const Py_ssize_t C = A->shape.C, T = v->T, stride = v->stride;
+    const REAL cap = (REAL)A->softcap;
     Py_ssize_t l;
     int any_bad = 0;
     for (l = 0; l < T; l++) {
@@ -33,7 +34,8 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
         cls[l] = c;
         if (c >= 0) {
             wy[l] = w ? (double)w[c] : 1.0;
-            xy[l] = (double)x[c * stride + l] - (double)m[l];
+            REAL xc = x[c * stride + l];
+            xy[l] = (double)(cap > (REAL)0 ? FX_SFX(fx_cap)(xc, cap, (REAL)1 / cap) : xc) - (double)m[l];
         } else {
             wy[l] = 0.0;
             xy[l] = 0.0;
@@ -45,27 +47,42 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
 }
 
 /* g = f e - w_c (a t + b), class by class across lanes, then - ay at each kept
-   lane's target class.  Without smoothing or probabilities the weights are not
-   touched (an unused infinite weight changes nothing). */
-static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
-                                 const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls)
+   lane's target class; each term times the derivative of the cap at x where
+   softcap is on (capped).  Without smoothing or probabilities the weights are
+   not touched (an unused infinite weight changes nothing). */
+static FX_INLINE void FX_SFX(fx_tile_grad_body)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
+                                             const REAL *f, const REAL *a, const REAL *b,
+                                             const REAL *ay, const Py_ssize_t *cls, REAL cap,
+                                             const int capped)
 {
     const REAL *w = (const REAL *)A->w;
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     Py_ssize_t T = v->T, l;
     for (Py_ssize_t c = 0; c < A->shape.C; c++) {
         REAL *gc = v->g + c * v->stride;
+        const REAL *xc = v->x + c * v->stride;
         const REAL *tc = v->t ? v->t + c * v->stride : NULL;
         REAL wc = w ? w[c] : (REAL)1;
         if (tc)
-            for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]);
+            for (l = 0; l < T; l++) gc[l] = FX_DCAP(gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]), xc[l]);
         else if (A->eps > 0.0)
-            for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] - wc * b[l];
+            for (l = 0; l < T; l++) gc[l] = FX_DCAP(gc[l] * f[l] - wc * b[l], xc[l]);
         else
-            for (l = 0; l < T; l++) gc[l] *= f[l];
+            for (l = 0; l < T; l++) gc[l] = FX_DCAP(gc[l] * f[l], xc[l]);
     }
     if (A->y)
         for (l = 0; l < T; l++)
-            if (cls[l] >= 0) v->g[cls[l] * v->stride + l] -= ay[l];
+            if (cls[l] >= 0) {
+                Py_ssize_t i = cls[l] * v->stride + l;
+                v->g[i] -= FX_DCAP(ay[l], v->x[i]);
+            }
+}
+static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
+                                 const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls)
+{
+    const REAL cap = (REAL)A->softcap;
+    if (cap > (REAL)0) FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, cap, 1);
+    else FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, (REAL)0, 0);
 }
 
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
@@ -78,10 +95,11 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     const int by_index = A->y != NULL;
     const double b_smooth = A->eps / (double)A->shape.C;
     const double smooth_q = A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
-    FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0);
+    const REAL cap = (REAL)A->softcap;
+    FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0, cap);
     if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
         FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride, sh,
-                             by_index ? 0.0 : 1.0 - A->eps, by_index ? 1.0 : b_smooth, q, d);
+                             by_index ? 0.0 : 1.0 - A->eps, by_index ? 1.0 : b_smooth, q, d, cap);
     else
         for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
     if (by_index)
@@ -98,6 +116,7 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         s.d = by_index ? b_smooth * d[l] : d[l];
         s.gs = fx_gs(&opt, v->n0 + l);
         s.kept = cls[l] >= 0;
+        s.m = (double)m[l];
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
         f[l] = (REAL)(r.gq * fx_exp_d(-s.log_s));      /* gq / S (the shift is the max) */
@@ -142,7 +161,7 @@ static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_s
 static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const FX_SFX(fx_row) *row,
                                                   const REAL *xr, const REAL *tr, Py_ssize_t c)
 {
-    const REAL *w = (const REAL *)A->w;
+    const REAL *w = (const REAL *)A->w, cap = (REAL)A->softcap;
     const double b_smooth = A->eps / (double)A->shape.C;
     fx_xent_stats s = {0};
     s.kept = 1;
@@ -150,32 +169,35 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
        Kept relative to M: M + log_s would lose log_s to rounding when |M| is
        large, and p = exp(x - M - log_s) with it. */
     s.log_s = row->finite ? row->log_s : NAN;
+    s.m = row->M;
     if (A->y) {
         s.wy = w ? (double)w[c] : 1.0;
-        s.xy = (double)xr[c] - row->M;
+        s.xy = (double)(cap > (REAL)0 ? FX_SFX(fx_cap)(xr[c], cap, (REAL)1 / cap) : xr[c]) - row->M;
         if (A->eps > 0.0) {
             double unused;
-            s.d = b_smooth * FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, NULL, 0.0, 1.0, &unused);
+            s.d = b_smooth * FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, NULL, 0.0, 1.0, &unused, cap);
             s.q = b_smooth * A->w_sum;
         }
     } else {
-        s.d = FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, tr, 1.0 - A->eps, b_smooth, &s.q);
+        s.d = FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, tr, 1.0 - A->eps, b_smooth, &s.q, cap);
     }
     return s;
 }
 
-/* Turns the exponentials stored in gr into the row's gradient. */
+/* Turns the exponentials stored in gr into the row's gradient (of logits xr:
+   with softcap, each term times the cap's derivative). */
 static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_row) *row, REAL *gr,
-                                       const REAL *tr, Py_ssize_t c, fx_xent_coef r, double log_s)
+                                       const REAL *xr, const REAL *tr, Py_ssize_t c, fx_xent_coef r,
+                                       double log_s)
 {
-    const REAL *w = (const REAL *)A->w;
+    const REAL *w = (const REAL *)A->w, cap = (REAL)A->softcap;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(A->shape.C, row->K, k, &len);
         REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, r.gq);
         FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, tr ? tr + off : NULL,
-                              (REAL)r.a, (REAL)r.b);
+                              (REAL)r.a, (REAL)r.b, xr + off, cap);
     }
-    if (A->y) gr[c] -= (REAL)r.ay;
+    if (A->y) gr[c] -= cap > (REAL)0 ? (REAL)r.ay * FX_SFX(fx_dtanh)(xr[c] * ((REAL)1 / cap)) : (REAL)r.ay;
 }
 
 /* Cross-entropy of the rows of block k; returns the sum of their losses. */
@@ -193,19 +215,20 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
             if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
             if (A->loss) ((REAL *)A->loss)[n] = 0;
             if (gr) {
-                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C) ? NAN : 0.0);
+                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C, (REAL)A->softcap)
+                                                       ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
             }
             continue;
         }
         FX_SFX(fx_row) row;
-        FX_SFX(fx_row_stats)(xr, C, &row, gr, 0);
+        FX_SFX(fx_row_stats)(xr, C, &row, gr, 0, (REAL)A->softcap);
         fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c);
         s.gs = fx_gs(&opt, n);
         fx_xent_coef r = fx_xent_finish(&opt, s);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
-        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, tr, c, r, s.log_s);
+        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, xr, tr, c, r, s.log_s);
     }
     return total;
 }

@@ -139,7 +139,7 @@ def test_kernel_rejects_class_index_out_of_range(rng, path, bad, kind):
               w=None, loss_out=loss, grad=g, gout=None, gscale=1.0, n_threads=2)
     with pytest.raises(ValueError, match=f"flat position {y.size - 1}"):
         if kind == "xent":
-            kernels.xent(t=None, w_sum=float(C), eps=0.0, **kw)
+            kernels.xent(t=None, w_sum=float(C), eps=0.0, z_loss=0.0, softcap=0.0, **kw)
         else:
             kernels.nll(**kw)
     pads = np.concatenate([big_g[:64], big_g[-64:], big_l[:64], big_l[-64:]])

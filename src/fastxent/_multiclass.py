@@ -29,12 +29,13 @@ def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
 
 
 def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis, return_grad,
-                grad_output, out, n_threads):
+                grad_output, out, n_threads, z_loss=0.0, softcap=None):
     """cross_entropy and nll_loss: one argument check, one kernel call.
 
-    The options (``weight`` to ``n_threads`` but ``grad_output`` and ``out``) come
+    The options (all but ``input``, ``target``, ``grad_output`` and ``out``) come
     checked by ``_args``' option checks: per call from the functions, once per
-    assignment from the loss classes.
+    assignment from the loss classes.  ``z_loss`` and ``softcap`` are
+    cross-entropy's only.
     """
     xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
@@ -69,7 +70,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
         total = kernels.xent(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                              ignore_index=ignore_index, t=flat(t), w=w, w_sum=w_sum, eps=eps,
                              loss_out=flat(loss_out), grad=flat(g), gout=gout, gscale=gscale,
-                             n_threads=nt)
+                             n_threads=nt, z_loss=z_loss, softcap=softcap or 0.0)
     else:
         total = kernels.nll(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                             ignore_index=ignore_index, w=w, loss_out=flat(loss_out), grad=flat(g),
@@ -104,7 +105,8 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
                   **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad: ...
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
                   ignore_index: int = -100, reduction: Reduction = "mean",
-                  label_smoothing: float = 0.0, axis: int | None = None, return_grad: bool = False,
+                  label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+                  axis: int | None = None, return_grad: bool = False,
                   grad_output: ArrayInput | None = None, out: Array | None = None,
                   n_threads: int | None = None) -> Loss | LossAndGrad:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
@@ -287,7 +289,8 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
                        _args.check_label_smoothing(label_smoothing), _args.axis_option(axis),
                        _args.check_bool(return_grad, "return_grad"), grad_output, out,
-                       _args.threads_option(n_threads))
+                       _args.threads_option(n_threads), _args.check_z_loss(z_loss),
+                       _args.softcap_option(softcap))
 
 
 # For type checkers, as for cross_entropy.

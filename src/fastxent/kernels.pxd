@@ -67,6 +67,8 @@ cdef extern from "fx_xent.h" nogil:
         const double *gout      # per-sample factor of the gradient, or NULL
         double gscale           # its scalar factor: a "mean" passes
                                 # grad_output / what it divides by
+        double z_loss           # adds z_loss * lse**2 to each kept sample's loss (0: off)
+        double softcap          # logits read as softcap * tanh(x / softcap) (0: off)
 
     # One call of log-sum-exp / softmax / log_softmax (scipy.special semantics).
     ctypedef struct fx_lse_args:
