@@ -25,6 +25,14 @@ static FX_INLINE REAL FX_SFX(fx_cap_max)(REAL m, REAL cap)
     return cap > (REAL)0 ? FX_SFX(fx_cap)(m, cap, (REAL)1 / cap) : m;
 }
 
+/* c[0:n] = the soft-capped x[0:n] (cap > 0). */
+static FX_INLINE void FX_SFX(fx_cap_block)(const REAL *restrict x, Py_ssize_t n, REAL cap,
+                                        REAL *restrict c)
+{
+    const REAL inv_cap = (REAL)1 / cap;
+    for (Py_ssize_t j = 0; j < n; j++) c[j] = FX_SFX(fx_cap)(x[j], cap, inv_cap);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Over one contiguous chunk (a row, or part of a long row)                  */
 /* ------------------------------------------------------------------------ */
@@ -64,18 +72,18 @@ static inline REAL FX_SFX(fx_shift_of)(REAL m) { return isfinite(m) ? m : (REAL)
  * precise sums of logsumexp and log_softmax), entries equal to shift are left
  * out of the sum and counted in *n_top instead: their exponential is exactly
  * 1, and a sum dominated by it would round the other terms away.  With cap
- * (> 0) the terms are those of the soft-capped logits.
+ * (> 0) the terms are those of the soft-capped logits, capped into a buffer
+ * FX_CAP_BLOCK at a time (the loop on the buffer is the plain one: a cap inside
+ * the lanes' loop vectorizes poorly), whose sums are added in order.
  */
-static FX_INLINE double FX_SFX(fx_chunk_sumexp_body)(const REAL *restrict x, Py_ssize_t n, REAL shift,
-                                                     REAL *restrict e_out, double *n_top,
-                                                     REAL cap, const int capped)
+static FX_INLINE double FX_SFX(fx_chunk_sumexp_plain)(const REAL *restrict x, Py_ssize_t n, REAL shift,
+                                                      REAL *restrict e_out, double *n_top)
 {
-    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double acc[FX_LANES], top[FX_LANES];
     Py_ssize_t j = 0;
     for (int l = 0; l < FX_LANES; l++) { acc[l] = 0.0; top[l] = 0.0; }
-#define FX_SUM_TERM(i, l) acc[l] += (double)FX_SFX(fx_exp)(FX_LOGIT(x[i]) - shift);
-#define FX_STORE_TERM(i, l) { REAL e = FX_SFX(fx_exp)(FX_LOGIT(x[i]) - shift); e_out[i] = e; acc[l] += (double)e; }
+#define FX_SUM_TERM(i, l) acc[l] += (double)FX_SFX(fx_exp)(x[i] - shift);
+#define FX_STORE_TERM(i, l) { REAL e = FX_SFX(fx_exp)(x[i] - shift); e_out[i] = e; acc[l] += (double)e; }
 #define FX_TOP_TERM(i, l)                                                      \
     { int t_ = x[i] == shift; REAL e = FX_SFX(fx_exp)(x[i] - shift);           \
       acc[l] += t_ ? 0.0 : (double)e; top[l] += t_ ? 1.0 : 0.0; }
@@ -93,19 +101,25 @@ static FX_INLINE double FX_SFX(fx_chunk_sumexp_body)(const REAL *restrict x, Py_
 static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t n, REAL shift,
                                               REAL *restrict e_out, double *n_top, REAL cap)
 {
-    if (cap > (REAL)0)        /* soft-capped logits (cross-entropy: never n_top) */
-        return FX_SFX(fx_chunk_sumexp_body)(x, n, shift, e_out, NULL, cap, 1);
-    return FX_SFX(fx_chunk_sumexp_body)(x, n, shift, e_out, n_top, (REAL)0, 0);
+    if (cap == (REAL)0) return FX_SFX(fx_chunk_sumexp_plain)(x, n, shift, e_out, n_top);
+    /* soft-capped logits (cross-entropy: never n_top), FX_CAP_BLOCK at a time */
+    REAL c[FX_CAP_BLOCK];
+    double s = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_CAP_BLOCK) {
+        Py_ssize_t len = n - j0 < FX_CAP_BLOCK ? n - j0 : FX_CAP_BLOCK;
+        FX_SFX(fx_cap_block)(x + j0, len, cap, c);
+        s += FX_SFX(fx_chunk_sumexp_plain)(c, len, shift, e_out ? e_out + j0 : NULL, NULL);
+    }
+    return s;
 }
 
 /* The weighted target mass of a chunk: returns sum_j w_j q_j (x_j - shift) and
    stores sum_j w_j q_j in *wq_sum, with q_j = a t_j + b (t NULL: q_j = b) and
-   w_j = 1 where w is NULL; x_j soft-capped where cap > 0. */
-static FX_INLINE double FX_SFX(fx_chunk_wq_dot_body)(const REAL *x, const REAL *w, const REAL *t,
-                                                     double a, double b, Py_ssize_t n, REAL shift,
-                                                     double *wq_sum, REAL cap, const int capped)
+   w_j = 1 where w is NULL; x_j soft-capped where cap > 0 (as fx_chunk_sumexp). */
+static FX_INLINE double FX_SFX(fx_chunk_wq_dot_plain)(const REAL *x, const REAL *w, const REAL *t,
+                                                      double a, double b, Py_ssize_t n, REAL shift,
+                                                      double *wq_sum)
 {
-    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double acc[FX_LANES], accq[FX_LANES];
     Py_ssize_t j = 0;
     for (int l = 0; l < FX_LANES; l++) { acc[l] = 0.0; accq[l] = 0.0; }
@@ -114,7 +128,7 @@ static FX_INLINE double FX_SFX(fx_chunk_wq_dot_body)(const REAL *x, const REAL *
         double q = t ? a * (double)t[idx] + b : b;                             \
         double wq = w ? (double)w[idx] * q : q;                                \
         accq[l] += wq;                                                         \
-        acc[l] += wq * (double)(FX_LOGIT(x[idx]) - shift);                     \
+        acc[l] += wq * (double)(x[idx] - shift);                               \
     }
     FX_LANE_LOOP(FX_WQ_TERM)
 #undef FX_WQ_TERM
@@ -127,8 +141,17 @@ static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const
                                              double a, double b, Py_ssize_t n, REAL shift,
                                              double *wq_sum, REAL cap)
 {
-    if (cap > (REAL)0) return FX_SFX(fx_chunk_wq_dot_body)(x, w, t, a, b, n, shift, wq_sum, cap, 1);
-    return FX_SFX(fx_chunk_wq_dot_body)(x, w, t, a, b, n, shift, wq_sum, (REAL)0, 0);
+    if (cap == (REAL)0) return FX_SFX(fx_chunk_wq_dot_plain)(x, w, t, a, b, n, shift, wq_sum);
+    REAL c[FX_CAP_BLOCK];         /* as fx_chunk_sumexp */
+    double d = 0.0, q;
+    *wq_sum = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_CAP_BLOCK) {
+        Py_ssize_t len = n - j0 < FX_CAP_BLOCK ? n - j0 : FX_CAP_BLOCK;
+        FX_SFX(fx_cap_block)(x + j0, len, cap, c);
+        d += FX_SFX(fx_chunk_wq_dot_plain)(c, w ? w + j0 : NULL, t ? t + j0 : NULL, a, b, len, shift, &q);
+        *wq_sum += q;
+    }
+    return d;
 }
 
 /* g[j] = g[j] * f - w_j (a t_j + b): turns stored exponentials into the gradient

@@ -252,8 +252,7 @@ static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s
  * loss (whose error is that of its largest terms).
  * The z-loss adds z_loss lse**2 (lse = m + log_s) to a kept sample's loss and
  * 2 z_loss lse gs to gq (the gradient of lse is p), written as selects so
- * that a tile's lanes take it in vectors; without it (z_loss = 0) the
- * selects keep the plain values, also where lse is inf or NaN.  Soft-capping
+ * that a tile's lanes take it in vectors.  Soft-capping
  * is done by the paths (the statistics are of the capped logits, and the
  * gradient's loop multiplies by the cap's derivative).
  * Sample weights enter here (docs/ARCHITECTURE.md).
@@ -264,12 +263,14 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double Q = (1.0 - A->eps) * s.wy + s.q;
     double D = (1.0 - A->eps) * s.wy * s.xy + s.d;
     double gs = s.kept ? s.gs : 0.0;
-    int z = s.kept & (A->z_loss > 0.0) & (A->shape.C > 0);
-    double lse = s.m + s.log_s;
     r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
-    r.loss = z ? r.loss + A->z_loss * lse * lse : r.loss;
     r.gq = s.kept ? gs * Q : fx_xent_ignored_grad(A, s.log_s);
-    r.gq = z ? r.gq + 2.0 * A->z_loss * lse * gs : r.gq;
+    if (A->z_loss > 0.0) {            /* the same for every sample: a loop unswitches on it */
+        int z = s.kept & (A->shape.C > 0);
+        double lse = s.m + s.log_s;
+        r.loss = z ? r.loss + A->z_loss * lse * lse : r.loss;
+        r.gq = z ? r.gq + 2.0 * A->z_loss * lse * gs : r.gq;
+    }
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / (double)A->shape.C);
     r.ay = r.a * s.wy;

@@ -17,16 +17,15 @@ typedef struct {
 /* ------------------------------------------------------------------------ */
 
 /* Each lane's class (read once and checked: fx_class_of), its weight and
-   x_y - m (0 where ignored; x_y soft-capped with softcap).  An index out of
+   x_y - m (0 where ignored; x_y soft-capped where cap > 0).  An index out of
    range is reported in *bad and its lane treated as ignored. */
 static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                               const REAL *m, Py_ssize_t *cls, double *wy,
-                                              double *xy, Py_ssize_t *bad)
+                                              double *xy, Py_ssize_t *bad, REAL cap)
 {
     const REAL *w = (const REAL *)A->w, *x = v->x;
     const int64_t *y = A->y + v->n0, ignore_index = A->ignore_index;
     const Py_ssize_t C = A->shape.C, T = v->T, stride = v->stride;
-    const REAL cap = (REAL)A->softcap;
     Py_ssize_t l;
     int any_bad = 0;
     for (l = 0; l < T; l++) {
@@ -34,21 +33,24 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
         cls[l] = c;
         if (c >= 0) {
             wy[l] = w ? (double)w[c] : 1.0;
-            REAL xc = x[c * stride + l];
-            xy[l] = (double)(cap > (REAL)0 ? FX_SFX(fx_cap)(xc, cap, (REAL)1 / cap) : xc) - (double)m[l];
+            xy[l] = (double)x[c * stride + l] - (double)m[l];
         } else {
             wy[l] = 0.0;
             xy[l] = 0.0;
             any_bad |= c == FX_BAD_INDEX;
         }
     }
+    if (cap > (REAL)0)                        /* x_y soft-capped */
+        for (l = 0; l < T; l++)
+            if (cls[l] >= 0)
+                xy[l] = (double)FX_SFX(fx_cap)(x[cls[l] * stride + l], cap, (REAL)1 / cap) - (double)m[l];
     for (l = 0; any_bad && *bad < 0; l++)     /* the first lane out of range */
         if (cls[l] == FX_BAD_INDEX) *bad = v->n0 + l;
 }
 
 /* g = f e - w_c (a t + b), class by class across lanes, then - ay at each kept
    lane's target class; each term times the derivative of the cap at x where
-   softcap is on (capped).  Without smoothing or probabilities the weights are
+   cap > 0 (capped).  Without smoothing or probabilities the weights are
    not touched (an unused infinite weight changes nothing). */
 static FX_INLINE void FX_SFX(fx_tile_grad_body)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                              const REAL *f, const REAL *a, const REAL *b,
@@ -78,16 +80,18 @@ static FX_INLINE void FX_SFX(fx_tile_grad_body)(const fx_xent_args *A, const FX_
             }
 }
 static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
-                                 const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls)
+                                 const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls,
+                                 REAL cap)
 {
-    const REAL cap = (REAL)A->softcap;
     if (cap > (REAL)0) FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, cap, 1);
     else FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, (REAL)0, 0);
 }
 
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
-   losses into A->loss, the gradient (if v->g) into v->g. */
-static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad)
+   losses into A->loss, the gradient (if v->g) into v->g.  opts: whether z_loss
+   or softcap may be on (see fx_xent_block). */
+static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad,
+                                          const int opts)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
     double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
@@ -95,7 +99,7 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     const int by_index = A->y != NULL;
     const double b_smooth = A->eps / (double)A->shape.C;
     const double smooth_q = A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
-    const REAL cap = (REAL)A->softcap;
+    const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
     FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0, cap);
     if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
         FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride, sh,
@@ -103,10 +107,11 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     else
         for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
     if (by_index)
-        FX_SFX(fx_tile_targets)(A, v, m, cls, wy, xy, bad);
+        FX_SFX(fx_tile_targets)(A, v, m, cls, wy, xy, bad, cap);
     else
         for (l = 0; l < T; l++) { wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
-    const fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
+    fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
+    opt.z_loss = opts ? opt.z_loss : 0.0;
     for (l = 0; l < T; l++) {
         fx_xent_stats s;
         s.log_s = m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY ? log_s[l] : NAN;
@@ -128,14 +133,15 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     for (l = 0; l < T; l++) total += loss[l];
     if (A->loss)
         for (l = 0; l < T; l++) ((REAL *)A->loss)[v->n0 + l] = (REAL)loss[l];
-    if (v->g) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls);
+    if (v->g) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls, cap);
     return total;
 }
 
 /* Rows of few classes (C <= FX_SMALL_C): a row is too short to vectorize along,
    so FX_TILE rows at a time are transposed into a small buffer (cache only) and
    done as a tile with one lane per row. */
-static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
+static FX_INLINE double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad,
+                                                const int opts)
 {
     REAL xt[FX_SMALL_C * FX_TILE], gt[FX_SMALL_C * FX_TILE], tt[FX_SMALL_C * FX_TILE];
     Py_ssize_t C = A->shape.C;
@@ -147,7 +153,7 @@ static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_s
         v.T = k.n0 + k.count - r0 < FX_TILE ? k.n0 + k.count - r0 : FX_TILE;
         FX_SFX(fx_transpose)(x + r0 * C, v.T, C, C, xt, FX_TILE);
         if (t) FX_SFX(fx_transpose)(t + r0 * C, v.T, C, C, tt, FX_TILE);
-        total += FX_SFX(fx_xent_tile)(A, &v, bad);
+        total += FX_SFX(fx_xent_tile)(A, &v, bad, opts);
         if (g) FX_SFX(fx_transpose)(gt, C, v.T, FX_TILE, g + r0 * C, C);
     }
     return total;
@@ -157,11 +163,12 @@ static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_s
 /* Cross-entropy of rows, class axis contiguous                              */
 /* ------------------------------------------------------------------------ */
 
-/* The statistics fx_xent_finish takes, for row xr (targets tr, or class c). */
+/* The statistics fx_xent_finish takes, for row xr (targets tr, or class c),
+   soft-capped where cap > 0. */
 static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const FX_SFX(fx_row) *row,
-                                                  const REAL *xr, const REAL *tr, Py_ssize_t c)
+                                                  const REAL *xr, const REAL *tr, Py_ssize_t c, REAL cap)
 {
-    const REAL *w = (const REAL *)A->w, cap = (REAL)A->softcap;
+    const REAL *w = (const REAL *)A->w;
     const double b_smooth = A->eps / (double)A->shape.C;
     fx_xent_stats s = {0};
     s.kept = 1;
@@ -185,12 +192,12 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
 }
 
 /* Turns the exponentials stored in gr into the row's gradient (of logits xr:
-   with softcap, each term times the cap's derivative). */
+   where cap > 0, each term times the cap's derivative). */
 static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_row) *row, REAL *gr,
                                        const REAL *xr, const REAL *tr, Py_ssize_t c, fx_xent_coef r,
-                                       double log_s)
+                                       double log_s, REAL cap)
 {
-    const REAL *w = (const REAL *)A->w, cap = (REAL)A->softcap;
+    const REAL *w = (const REAL *)A->w;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(A->shape.C, row->K, k, &len);
         REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, r.gq);
@@ -200,10 +207,14 @@ static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_ro
     if (A->y) gr[c] -= cap > (REAL)0 ? (REAL)r.ay * FX_SFX(fx_dtanh)(xr[c] * ((REAL)1 / cap)) : (REAL)r.ay;
 }
 
-/* Cross-entropy of the rows of block k; returns the sum of their losses. */
-static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
+/* Cross-entropy of the rows of block k; returns the sum of their losses.
+   opts: see fx_xent_block. */
+static FX_INLINE double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad,
+                                          const int opts)
 {
-    const fx_xent_args opt = *A;   /* a private copy: its fields stay in registers */
+    fx_xent_args opt = *A;   /* a private copy: its fields stay in registers */
+    opt.z_loss = opts ? opt.z_loss : 0.0;
+    const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
     Py_ssize_t C = A->shape.C;
     double total = 0.0;
     for (Py_ssize_t n = k.n0; n < k.n0 + k.count; n++) {
@@ -215,20 +226,19 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
             if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
             if (A->loss) ((REAL *)A->loss)[n] = 0;
             if (gr) {
-                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C, (REAL)A->softcap)
-                                                       ? NAN : 0.0);
+                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C, cap) ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
             }
             continue;
         }
         FX_SFX(fx_row) row;
-        FX_SFX(fx_row_stats)(xr, C, &row, gr, 0, (REAL)A->softcap);
-        fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c);
+        FX_SFX(fx_row_stats)(xr, C, &row, gr, 0, cap);
+        fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c, cap);
         s.gs = fx_gs(&opt, n);
         fx_xent_coef r = fx_xent_finish(&opt, s);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
-        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, xr, tr, c, r, s.log_s);
+        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, xr, tr, c, r, s.log_s, cap);
     }
     return total;
 }
@@ -240,8 +250,11 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
 /* Cross-entropy of block b of the call (fx_block_at): per-sample losses and the
    gradient of its samples, and the sum of its losses.  *bad: the first sample
    of the block whose class index is out of range (its loss is 0, its gradient
-   that of an ignored sample), or -1. */
-static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+   that of an ignored sample), or -1.  The paths are compiled twice (opts, a
+   constant in each call): without z_loss and softcap, where every test of
+   them folds away and the kernel is the plain one, and with them. */
+static FX_INLINE double FX_SFX(fx_xent_block_of)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad,
+                                              const int opts)
 {
     fx_block k = fx_block_at(&A->shape, b);
     *bad = -1;
@@ -250,10 +263,15 @@ static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssiz
         REAL *g = (REAL *)A->grad;
         FX_SFX(fx_tile) v = {(const REAL *)A->x + k.x_off, t ? t + k.x_off : NULL,
                              g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0};
-        return FX_SFX(fx_xent_tile)(A, &v, bad);
+        return FX_SFX(fx_xent_tile)(A, &v, bad, opts);
     }
-    if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad);
-    return FX_SFX(fx_xent_rows)(A, k, bad);
+    if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad, opts);
+    return FX_SFX(fx_xent_rows)(A, k, bad, opts);
+}
+static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+{
+    if (A->z_loss > 0.0 || A->softcap > 0.0) return FX_SFX(fx_xent_block_of)(A, b, bad, 1);
+    return FX_SFX(fx_xent_block_of)(A, b, bad, 0);
 }
 
 /* nll of block b: loss -w_y x_y per sample (0 where ignored); the whole
