@@ -113,9 +113,10 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
 
     The loss of a sample position is the negative log-softmax of its logits at
     its target class (class indices) or averaged under its target distribution
-    (class probabilities), with optional class weights and label smoothing (the
-    formulas are in Notes).  With ``return_grad=True`` the gradient with
-    respect to ``input`` is computed in the same pass over the logits.
+    (class probabilities), with optional class weights and label smoothing, and
+    the z-loss and logit soft-capping of language-model recipes (the formulas
+    are in Notes).  With ``return_grad=True`` the gradient with respect to
+    ``input`` is computed in the same pass over the logits.
 
     Parameters
     ----------
@@ -151,6 +152,17 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         over the classes, ``(1 - eps) * target + eps / C`` (see Notes).  A value
         outside ``[0, 1]`` is a ValueError (PyTorch treats a negative one as 0);
         a bool or a string is a TypeError.
+    z_loss : float, default 0.0
+        ``z`` in Notes, finite and at least 0: adds ``z * lse_n ** 2`` to the
+        loss of each sample position whose target is not ignored, ``lse_n``
+        the log-sum-exp of its logits (after ``softcap``): PaLM's z-loss, which
+        keeps the softmax's normalizer near 1.  Class weights do not multiply
+        it; "mean" divides it by the same denominator as the rest.
+    softcap : float, optional
+        ``s`` in Notes, finite and above 0: every logit ``x`` is replaced by
+        ``s * tanh(x / s)`` before the softmax, as Gemma 2 does; the gradient
+        is still with respect to ``input``.  ``+-inf`` logits become ``+-s``
+        (a ``-inf`` is then no longer a masked class).  Default: no capping.
     axis : int, optional
         The class axis.  None is PyTorch's convention: 0 for 1-D input, 1
         otherwise.  Any axis may be named, e.g. ``-1`` for ``(batch, seq,
@@ -201,9 +213,10 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         message names the value and its position); if ``target``, ``weight``,
         ``grad_output`` or ``out`` has a shape that does not fit ``input``'s
         (both shapes named); if ``reduction`` is unknown, ``label_smoothing``
-        outside ``[0, 1]``, ``axis`` out of range or ``n_threads`` below 1; if
-        ``out`` is not C-contiguous, not writeable or overlaps an argument; if
-        ``grad_output`` or ``out`` is given without ``return_grad=True``.
+        outside ``[0, 1]``, ``z_loss`` negative or not finite, ``softcap`` not
+        above 0 or not finite, ``axis`` out of range or ``n_threads`` below 1;
+        if ``out`` is not C-contiguous, not writeable or overlaps an argument;
+        if ``grad_output`` or ``out`` is given without ``return_grad=True``.
 
     See Also
     --------
@@ -241,6 +254,20 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     PyTorch's formulas; the values agree with PyTorch to a few ulp (about 1e-13
     relative in float64), not bit for bit.
 
+    With ``softcap`` ``s``, ``input`` stands for ``s * tanh(input / s)`` in all
+    of the above, and the gradient is multiplied by the cap's derivative
+    ``1 - tanh(input / s) ** 2``.  With ``z_loss`` ``z``, each position ``n``
+    whose target is kept (every position for probabilities) adds ::
+
+        z * lse_n ** 2          to loss_n,  lse_n = logsumexp(input[n, :])
+        2 * z * lse_n * p[n, c] to its gradient
+
+    with the same "mean" denominator: this is the PyTorch expression
+    ``F.cross_entropy(softcap * torch.tanh(x / softcap), ..., reduction="none")
+    + z_loss * torch.logsumexp(...) ** 2`` over the kept positions, reduced as
+    above.  Both are done in the same pass (the cap where the logits are
+    read); at their defaults the kernels run without them.
+
     The loss and gradient of a row come from one pass: its maximum, its sum of
     exponentials, its loss, then the gradient in place.  Sums accumulate in
     float64 whatever the input's dtype, in blocks that depend on the shape
@@ -274,6 +301,12 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     >>> round(float(fastxent.cross_entropy(logits, [[0.9, 0.1, 0.0], [0.0, 0.5, 0.5]],
     ...                                    label_smoothing=0.1)), 4)
     0.7972
+
+    A language model's recipe: logits soft-capped at 1.0 (Gemma 2 uses 30.0)
+    and a z-loss (PaLM uses 1e-4):
+
+    >>> round(float(fastxent.cross_entropy(logits, [0, 1], z_loss=1e-2, softcap=1.0)), 4)
+    0.641
 
     ``(batch, seq, vocab)`` logits with the class axis last, and a gradient
     buffer reused from step to step:
