@@ -5,11 +5,14 @@
  * fx_dtypes.h.
  *
  * Soft-capping (cross-entropy's softcap, `cap` > 0; 0: off) is applied where a
- * loop loads a logit (FX_LOGIT): each such loop is a `_body` function taking a
- * constant `capped`, called once with 1 and once with 0, so that the uncapped
- * loop compiles exactly as without the option (one test per chunk or tile, none
- * per element).  The max needs no capping pass: cap tanh(x / cap) increases
- * with x, so the capped max is the cap of the max.
+ * logit is loaded.  The sums along a row cap FX_CAP_BLOCK logits into a stack
+ * buffer and run their plain loop on it (a cap inside their lanes' loop
+ * vectorizes poorly); the other loops are `_body` functions that read logits
+ * through FX_LOGIT / FX_DCAP and take a constant `capped`, called once with 1
+ * and once with 0, so that the uncapped loop compiles exactly as without the
+ * option (a test per chunk or tile, none per element).  The max needs no
+ * capping pass: cap tanh(x / cap) increases with x, so the capped max is the
+ * cap of the max.
  */
 
 #ifndef FX_LOGIT

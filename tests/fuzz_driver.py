@@ -165,6 +165,9 @@ def valid_multiclass(rng, kind):
             kw["grad_output"] = rng.random(sshape) if kw["reduction"] == "none" else 2.0
     if rng.integers(3) == 0:
         kw["n_threads"] = int(rng.integers(1, 4))
+    if kind == "xent" and rng.integers(4) == 0:      # the language-model options
+        kw["z_loss"] = float(rng.choice([0.0, 1e-4, 0.5]))
+        kw["softcap"] = None if rng.integers(3) == 0 else float(rng.choice([0.5, 30.0]))
     return [x, t], kw, C
 
 
