@@ -14,12 +14,14 @@
  *      m    = 1 - p_t = (1 - t) s + t sigmoid(-x)         (no cancellation)
  *      loss = a_t ce m^gamma,  a_t = alpha t + (1 - alpha)(1 - t), or 1 for alpha < 0
  *      grad = a_t m^gamma ((1 - t) s - t sigmoid(-x) + gamma ce (1 - 2 t) s sigmoid(-x) / m)
- *    m^gamma is exp(gamma log m), with log m = -softplus(-+x) exactly for a
- *    hard label (t = 0 or 1), so that no m underflows to a 0 whose log is
- *    -inf (gamma = 0 gives m^0 = 1 and the loss is BCE with logits), and
- *    s sigmoid(-x) / m is the other sigmoid there; for a soft label m is at
- *    least min(t, 1 - t) / 2.  gamma = 2 (the default) squares m instead.
- *    Every factor is finite for finite x: no overflow for any logit.
+ *    m^gamma is m^k exp(f log m) with gamma = k + f, k = min(floor(gamma), 7):
+ *    products of m for the integer part (a few ulp, where exp(gamma log m)
+ *    would lose |gamma log m| ulp), and for a fractional part log m =
+ *    -softplus(-+x) exactly for a hard label (t = 0 or 1), so that no m
+ *    underflows to a 0 whose log is -inf (gamma = 0 gives m^0 = 1 and the
+ *    loss is BCE with logits); for a soft label m is at least
+ *    min(t, 1 - t) / 2.  s sigmoid(-x) / m is the other sigmoid for a hard
+ *    label.  Every factor is finite for finite x: no overflow for any logit.
  *  - Targets outside [0, 1] (NaN included) are counted during the pass (m
  *    would be negative); the caller raises.
  */

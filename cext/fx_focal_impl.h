@@ -3,15 +3,27 @@
  * dtype (REAL, FX_SFX) through fx_dtypes.h.  See fx_focal.h for the design.
  */
 
+/* m^k for an integer k in [0, 7], branch-free (a product of at most three of
+   m, m^2, m^4): a few ulp, where exp(k log m) would lose |k log m| ulp. */
+static FX_INLINE REAL FX_SFX(fx_powi7)(REAL m, int k)
+{
+    REAL m2 = m * m, m4 = m2 * m2;
+    REAL p = (k & 1) ? m : (REAL)1;
+    p *= (k & 2) ? m2 : (REAL)1;
+    return p * ((k & 4) ? m4 : (REAL)1);
+}
+
 /*
  * One element: returns the loss, *g its derivative (unscaled).  alpha_w: the
  * weight of a positive (alpha), of a negative (1 - alpha) is beta_w; both 1
- * without weighting.  square: gamma == 2, m^gamma = m * m (constant where the
- * tile inlines it).  A -inf logit gives a NaN loss, as PyTorch's
- * binary_cross_entropy_with_logits (and so torchvision's formula) does.
+ * without weighting.  gamma = k + f with k = min(floor(gamma), 7):
+ * m^gamma = m^k exp(f log m), and integer (f == 0, constant where the tile
+ * inlines it) leaves the exp and the log out.  A -inf logit gives a NaN loss,
+ * as PyTorch's binary_cross_entropy_with_logits (and so torchvision's formula)
+ * does.
  */
 static FX_INLINE REAL FX_SFX(fx_focal_elem)(REAL x, REAL t, REAL alpha_w, REAL beta_w, REAL gamma,
-                                            int square, REAL *g)
+                                            int k, REAL f, int integer, REAL *g)
 {
     REAL e = FX_SFX(fx_exp)(x < (REAL)0 ? x : -x);        /* exp(-|x|), in [0, 1] */
     REAL r;                                                /* 1 / (1 + e) = sigmoid(|x|) */
@@ -23,12 +35,10 @@ static FX_INLINE REAL FX_SFX(fx_focal_elem)(REAL x, REAL t, REAL alpha_w, REAL b
     REAL u = (REAL)1 - t;
     REAL ce = u * sp_pos + t * sp_neg;
     REAL m = u * s + t * sm;                               /* 1 - p_t */
-    REAL mg;
-    if (square) {
-        mg = m * m;
-    } else {
+    REAL mg = FX_SFX(fx_powi7)(m, k);
+    if (!integer) {
         REAL log_m = t == (REAL)0 ? -sp_neg : t == (REAL)1 ? -sp_pos : FX_SFX(fx_log)(m);
-        mg = FX_SFX(fx_exp)(gamma * log_m);
+        mg *= FX_SFX(fx_exp)(f * log_m);
     }
     REAL ratio = t == (REAL)0 ? sm : t == (REAL)1 ? s : s * sm / m;   /* s sigmoid(-x) / m */
     REAL at = alpha_w * t + beta_w * u;
@@ -46,15 +56,18 @@ static inline void FX_SFX(fx_focal_tile)(const fx_focal_args *A, const REAL *res
     const int weighted = A->alpha >= 0.0;
     const REAL aw = weighted ? (REAL)A->alpha : (REAL)1, bw = weighted ? (REAL)(1.0 - A->alpha) : (REAL)1;
     const REAL gamma = (REAL)A->gamma;
+    const int k = A->gamma < 7.0 ? (int)A->gamma : 7;
+    const REAL f = (REAL)(A->gamma - (double)k);
     REAL unused;
     Py_ssize_t i;
-    if (A->gamma == 2.0) {
-        if (g) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_focal_elem)(x[i], t[i], aw, bw, gamma, 1, &g[i]);
-        else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_focal_elem)(x[i], t[i], aw, bw, gamma, 1, &unused);
+#define FX_FOCAL_LOOP(INTEGER, G)                                                           \
+    for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_focal_elem)(x[i], t[i], aw, bw, gamma, k, f, INTEGER, G);
+    if (f == (REAL)0) {
+        if (g) FX_FOCAL_LOOP(1, &g[i]) else FX_FOCAL_LOOP(1, &unused)
     } else {
-        if (g) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_focal_elem)(x[i], t[i], aw, bw, gamma, 0, &g[i]);
-        else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_focal_elem)(x[i], t[i], aw, bw, gamma, 0, &unused);
+        if (g) FX_FOCAL_LOOP(0, &g[i]) else FX_FOCAL_LOOP(0, &unused)
     }
+#undef FX_FOCAL_LOOP
 }
 
 /* g[i] *= gout[j + i] * gscale (gout NULL: gscale) for the m elements of a tile. */

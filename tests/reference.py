@@ -702,9 +702,10 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="none"
         dm = -s * sm * (2.0 * t - 1.0)                 # d m / d x
         dmg = np.zeros_like(m) if gamma == 0 else gamma * m ** (gamma - 1.0) * dm
         loss = a * ce * mg
-        grad = a * ((s - t) * mg + ce * dmg)
+        s_t = (1.0 - t) * s - t * sm                  # s - t, without cancellation
+        grad = a * (s_t * mg + ce * dmg)
         lscale = np.abs(loss) * (2.0 + np.abs(x)) + np.abs(a) * mg
-        gscale = np.abs(a) * (np.abs(s - t) * mg + np.abs(ce * dmg) + mg + 1e-300)
+        gscale = np.abs(a) * (np.abs(s_t) * mg + np.abs(ce * dmg) + mg + 1e-300)
     res = _finish_elementwise(_terms(loss, lscale, grad, gscale), rows, reduction, grad_output,
                               None)
     return _returned(res, return_grad, details=details)
