@@ -13,13 +13,17 @@
  *    of fx_xent.h), so it is cut by the shape alone and the drivers add the
  *    block sums in block order: the same answer for any thread count.
  *  - Per sample, both log-softmaxes come from one sweep (fx_kl_impl.h): the
- *    maxima of s and t (fx_chunk_max of fx_stats_impl.h), then one loop that
+ *    maxima of s and t (fx_chunk_max of fx_stats_impl.h), then one sweep that
  *    forms exp(a (s - ms)) and exp(a (t - mt)) (a = 1 / T), their sums and the
- *    teacher-weighted difference of the logits, then (for the gradient or the
- *    per-element losses) one loop that writes T (p_s - p_t).  The sample's
- *    loss is T^2 (a sum_c p_t,c d_c + log S_s - log S_t), d_c = (t_c - mt) -
- *    (s_c - ms): log_softmax is never formed, and a class of teacher
- *    probability 0 adds 0 (0 log 0 = 0), whatever the student says of it.
+ *    teacher-weighted difference of the logits (the exponentials into
+ *    buffers of FX_KL_TILE, then their lanes' sums: two loops that each
+ *    vectorize), then (for the gradient or the per-element losses) one loop
+ *    that writes T (p_s - p_t) from the stored exponentials (the teacher's
+ *    kept on the stack for rows of up to FX_KL_KEEP classes, else formed
+ *    again).  The sample's loss is T^2 (a sum_c p_t,c d_c + log S_s -
+ *    log S_t), d_c = (t_c - mt) - (s_c - ms): log_softmax is never formed,
+ *    and a class of teacher probability 0 adds 0 (0 log 0 = 0), whatever the
+ *    student says of it.
  *  - Rows (inner == 1, more than FX_SMALL_C classes) are read in place; tiles
  *    (a strided class axis, or FX_TILE rows of few classes transposed into a
  *    buffer) run every loop across lanes, one lane per sample position.
@@ -38,6 +42,8 @@
 #if FX_KL_TILE % FX_LANES != 0 || FX_BCE_BLOCK % FX_KL_TILE != 0
 #error "FX_KL_TILE must be a multiple of FX_LANES and divide FX_BCE_BLOCK"
 #endif
+#define FX_KL_KEEP 4096      /* distillation rows of up to this many classes keep the
+                                teacher's exponentials on the stack (speed only) */
 
 /*
  * One call of kl_div: x holds log-probabilities, t probabilities (or their

@@ -77,58 +77,107 @@ static double FX_SFX(fx_kl_block)(const fx_kl_args *A, Py_ssize_t b)
 /* Distillation: one row (inner == 1), classes contiguous                    */
 /* ------------------------------------------------------------------------ */
 
-/* The sums of a row, in FX_LANES partial sums: exp(a (s - ms)) (stored into
-   es where es is not NULL), exp(a (t - mt)), the teacher-weighted difference
-   d = (t - mt) - (s - ms) (a term of teacher weight 0 adds 0) and, with go,
-   sum go * exp(a (t - mt)).  ms, mt: the shifts (fx_shift_of). */
+/* Elements [0, m) of a row: e_s = exp(a (s - ms)) into es, e_t = exp(a (t -
+   mt)) into et, and e_t d into ed with d = (t - mt) - (s - ms), 0 where e_t
+   is 0 (a class of teacher weight 0 adds 0, whatever d is).  Elementwise, no
+   sum: the loop vectorizes. */
+static inline void FX_SFX(fx_distill_exps)(const REAL *restrict s, const REAL *restrict t,
+                                           Py_ssize_t m, REAL a, REAL ms, REAL mt,
+                                           REAL *restrict es, REAL *restrict et,
+                                           REAL *restrict ed)
+{
+    for (Py_ssize_t j = 0; j < m; j++) {
+        REAL e_s = FX_SFX(fx_exp)(a * (s[j] - ms));
+        REAL e_t = FX_SFX(fx_exp)(a * (t[j] - mt));
+        REAL d = (t[j] - mt) - (s[j] - ms);
+        es[j] = e_s;
+        et[j] = e_t;
+        ed[j] = e_t > (REAL)0 ? e_t * d : (REAL)0;
+    }
+}
+
+/* acc[l] += the elements l, l + FX_LANES, ... of b[0:m] (the last few, past
+   a multiple of FX_LANES, into acc[0]), in double.  One array per loop: the
+   loop vectorizes (three arrays in one loop did not). */
+static FX_INLINE void FX_SFX(fx_lane_add)(const REAL *restrict b, Py_ssize_t m, double *restrict acc)
+{
+    Py_ssize_t j = 0;
+    for (; j + FX_LANES <= m; j += FX_LANES)
+        for (int l = 0; l < FX_LANES; l++) acc[l] += (double)b[j + l];
+    for (; j < m; j++) acc[0] += (double)b[j];
+}
+
+/* The sums of a row, in FX_LANES double partial sums (element j in lane j mod
+   FX_LANES, the row's last few in lane 0): exp(a (s - ms)) (stored into es
+   where es is not NULL), exp(a (t - mt)) (stored into et where et is not
+   NULL), the teacher-weighted difference
+   (fx_distill_exps) and, with go, sum go * exp(a (t - mt)).  ms, mt: the
+   shifts (fx_shift_of).  Done FX_KL_TILE elements at a time: the
+   exponentials into buffers (fx_distill_exps), then the lanes' sums, two
+   loops that each vectorize. */
 static inline fx_distill_stats FX_SFX(fx_distill_row_sums)(const REAL *s, const REAL *t, Py_ssize_t n,
                                                            REAL a, REAL ms, REAL mt, REAL *es,
-                                                           const double *go)
+                                                           REAL *et, const double *go)
 {
+    REAL sbuf[FX_KL_TILE], tloc[FX_KL_TILE], dbuf[FX_KL_TILE];
     double aS[FX_LANES], aT[FX_LANES], aD[FX_LANES], aR[FX_LANES];
-    const double msd = (double)ms, mtd = (double)mt;
-    Py_ssize_t j = 0;
     for (int l = 0; l < FX_LANES; l++) { aS[l] = 0.0; aT[l] = 0.0; aD[l] = 0.0; aR[l] = 0.0; }
-#define FX_DISTILL_TERM(i, l)                                                      \
-    {                                                                              \
-        REAL e_s = FX_SFX(fx_exp)(a * (s[i] - ms));                                \
-        REAL e_t = FX_SFX(fx_exp)(a * (t[i] - mt));                                \
-        double d = ((double)t[i] - mtd) - ((double)s[i] - msd);                    \
-        if (es) es[i] = e_s;                                                       \
-        aS[l] += (double)e_s;                                                      \
-        aT[l] += (double)e_t;                                                      \
-        aD[l] += e_t > (REAL)0 ? (double)e_t * d : 0.0;                            \
-        if (go) aR[l] += go[i] * (double)e_t;                                      \
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += FX_KL_TILE) {
+        Py_ssize_t m = n - k0 < FX_KL_TILE ? n - k0 : FX_KL_TILE, j;
+        REAL *sv = es ? es + k0 : sbuf, *tbuf = et ? et + k0 : tloc;
+        FX_SFX(fx_distill_exps)(s + k0, t + k0, m, a, ms, mt, sv, tbuf, dbuf);
+        FX_SFX(fx_lane_add)(sv, m, aS);
+        FX_SFX(fx_lane_add)(tbuf, m, aT);
+        FX_SFX(fx_lane_add)(dbuf, m, aD);
+        if (go) {
+            const double *gk = go + k0;
+            for (j = 0; j + FX_LANES <= m; j += FX_LANES)
+                for (int l = 0; l < FX_LANES; l++) aR[l] += gk[j + l] * (double)tbuf[j + l];
+            for (; j < m; j++) aR[0] += gk[j] * (double)tbuf[j];
+        }
     }
-    FX_LANE_LOOP(FX_DISTILL_TERM)
-#undef FX_DISTILL_TERM
     fx_distill_stats st = {0.0, 0.0, 0.0, 0.0, 1};
     for (int l = 0; l < FX_LANES; l++) { st.Ss += aS[l]; st.St += aT[l]; st.D += aD[l]; st.R += aR[l]; }
     return st;
 }
 
+/* One per-element loss: lt e_t (a d + L), 0 where e_t is 0 (NaN in a NaN row). */
+static FX_INLINE REAL FX_SFX(fx_distill_elem_loss)(REAL e_t, REAL d, REAL a, const fx_distill_coef *r)
+{
+    return (REAL)(e_t > (REAL)0 ? r->lt * (double)e_t * ((double)(a * d) + r->L) : 0.0 * r->lt);
+}
+
 /* The row's gradient (g holds exp(a (s - ms)), made T (p_s R - go p_t)) and
-   per-element losses (lo, may be NULL), from its finish r. */
-static inline void FX_SFX(fx_distill_row_out)(const REAL *s, const REAL *t, Py_ssize_t n, REAL a,
-                                              REAL ms, REAL mt, fx_distill_coef r, REAL *g,
-                                              REAL *lo, const double *go)
+   per-element losses (lo, may be NULL), from its finish r; et: the teacher's
+   exponentials kept by fx_distill_row_sums, or NULL (then formed again). */
+static inline void FX_SFX(fx_distill_row_out)(const REAL *restrict s, const REAL *restrict t,
+                                              const REAL *restrict et, Py_ssize_t n, REAL a,
+                                              REAL ms, REAL mt, fx_distill_coef r,
+                                              REAL *restrict g, REAL *restrict lo,
+                                              const double *go)
 {
     const REAL gs_e = (REAL)r.gs_e, gt_e = (REAL)r.gt_e;
-    const double msd = (double)ms, mtd = (double)mt, ad = (double)a;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        REAL e_t = FX_SFX(fx_exp)(a * (t[j] - mt));
+    Py_ssize_t j;
+    if (g && !lo && !go) {           /* the reduced losses' gradient: the common case */
+        if (et) for (j = 0; j < n; j++) g[j] = gs_e * g[j] - gt_e * et[j];
+        else    for (j = 0; j < n; j++) g[j] = gs_e * g[j] - gt_e * FX_SFX(fx_exp)(a * (t[j] - mt));
+        return;
+    }
+    for (j = 0; j < n; j++) {
+        REAL e_t = et ? et[j] : FX_SFX(fx_exp)(a * (t[j] - mt));
         if (g) g[j] = gs_e * g[j] - (go ? (REAL)go[j] * gt_e : gt_e) * e_t;
-        if (lo) {
-            double d = ((double)t[j] - mtd) - ((double)s[j] - msd);
-            lo[j] = (REAL)(e_t > (REAL)0 ? r.lt * (double)e_t * (ad * d + r.L) : 0.0 * r.lt);
-        }
+        if (lo) lo[j] = FX_SFX(fx_distill_elem_loss)(e_t, (t[j] - mt) - (s[j] - ms), a, &r);
     }
 }
 
-/* The rows of block k (classes contiguous); returns the sum of their losses. */
+/* The rows of block k (classes contiguous); returns the sum of their losses.
+   A row of up to FX_KL_KEEP classes keeps its teacher's exponentials on the
+   stack for the gradient, one exp per element fewer. */
 static double FX_SFX(fx_distill_rows)(const fx_distill_args *A, fx_block k)
 {
+    REAL keep[FX_KL_KEEP];
     const Py_ssize_t C = A->shape.C;
+    REAL *et = (A->grad || A->loss) && C <= FX_KL_KEEP ? keep : NULL;
     const REAL a = (REAL)(1.0 / A->temperature);
     double total = 0.0;
     for (Py_ssize_t n = k.n0; n < k.n0 + k.count; n++) {
@@ -138,11 +187,11 @@ static double FX_SFX(fx_distill_rows)(const fx_distill_args *A, fx_block k)
         const double *go = A->gout ? A->gout + n * C : NULL;
         REAL m_s = FX_SFX(fx_chunk_max)(s, C), m_t = FX_SFX(fx_chunk_max)(t, C);
         REAL ms = FX_SFX(fx_shift_of)(m_s), mt = FX_SFX(fx_shift_of)(m_t);
-        fx_distill_stats st = FX_SFX(fx_distill_row_sums)(s, t, C, a, ms, mt, g, go);
+        fx_distill_stats st = FX_SFX(fx_distill_row_sums)(s, t, C, a, ms, mt, g, et, go);
         st.ok = isfinite(m_s) && isfinite(m_t);
         fx_distill_coef r = fx_distill_finish(A, st);
         total += r.loss;
-        if (g || lo) FX_SFX(fx_distill_row_out)(s, t, C, a, ms, mt, r, g, lo, go);
+        if (g || lo) FX_SFX(fx_distill_row_out)(s, t, et, C, a, ms, mt, r, g, lo, go);
     }
     return total;
 }
@@ -196,11 +245,11 @@ static FX_INLINE void FX_SFX(fx_distill_tile_sums)(const FX_SFX(fx_distill_tile)
             for (l = 0; l < T; l++) {
                 REAL e_s = FX_SFX(fx_exp)(a * (sc[l] - ms[l]));
                 REAL e_t = FX_SFX(fx_exp)(a * (tc[l] - mt[l]));
-                double d = ((double)tc[l] - (double)mt[l]) - ((double)sc[l] - (double)ms[l]);
+                REAL d = (tc[l] - mt[l]) - (sc[l] - ms[l]);
                 if (gc) gc[l] = e_s;
                 bS[l] += (double)e_s;
                 bT[l] += (double)e_t;
-                bD[l] += e_t > (REAL)0 ? (double)e_t * d : 0.0;
+                bD[l] += (double)(e_t > (REAL)0 ? e_t * d : (REAL)0);
                 if (goc) bR[l] += goc[l] * (double)e_t;
             }
         }
@@ -218,7 +267,6 @@ static FX_INLINE void FX_SFX(fx_distill_tile_out)(const FX_SFX(fx_distill_tile) 
 {
     REAL gs_e[FX_TILE], gt_e[FX_TILE];
     Py_ssize_t T = v->T, l;
-    const double ad = (double)a;
     for (l = 0; l < T; l++) { gs_e[l] = (REAL)r[l].gs_e; gt_e[l] = (REAL)r[l].gt_e; }
     for (Py_ssize_t c = 0; c < C; c++) {
         const REAL *sc = v->s + c * v->stride, *tc = v->t + c * v->stride;
@@ -228,11 +276,7 @@ static FX_INLINE void FX_SFX(fx_distill_tile_out)(const FX_SFX(fx_distill_tile) 
         for (l = 0; l < T; l++) {
             REAL e_t = FX_SFX(fx_exp)(a * (tc[l] - mt[l]));
             if (gc) gc[l] = gs_e[l] * gc[l] - (goc ? (REAL)goc[l] * gt_e[l] : gt_e[l]) * e_t;
-            if (lc) {
-                double d = ((double)tc[l] - (double)mt[l]) - ((double)sc[l] - (double)ms[l]);
-                lc[l] = (REAL)(e_t > (REAL)0 ? r[l].lt * (double)e_t * (ad * d + r[l].L)
-                                             : 0.0 * r[l].lt);
-            }
+            if (lc) lc[l] = FX_SFX(fx_distill_elem_loss)(e_t, (tc[l] - mt[l]) - (sc[l] - ms[l]), a, &r[l]);
         }
     }
 }
