@@ -288,3 +288,29 @@ def test_distillation_other_bad_arguments():
         fx.distillation_loss(x, x.copy(), return_grad=True, out=x)
     with pytest.raises(TypeError, match="return_grad must be True or False"):
         fx.distillation_loss(x, x, return_grad="yes")
+
+
+def test_drivers_check_every_length():
+    """The kernels trust their lengths: the drivers check them (and the layout,
+    without overflow) before any kernel runs."""
+    from fastxent._kernels import kernels
+    z = np.zeros(10)
+    kw = dict(n_outer=2, C=5, inner=1, temperature=1.0, loss_out=None, grad=None, gout=None,
+              gscale=1.0, n_threads=1)
+    with pytest.raises(ValueError, match="t has 9 elements"):
+        kernels.distill(s=z, t=np.zeros(9), **kw)
+    with pytest.raises(ValueError, match="grad has 11 elements"):
+        kernels.distill(s=z, t=z, **{**kw, "grad": np.zeros(11)})
+    with pytest.raises(ValueError, match="is not"):
+        kernels.distill(s=z, t=z, **{**kw, "n_outer": 2**62, "C": 1, "inner": 65})
+    with pytest.raises(ValueError, match="temperature"):
+        kernels.distill(s=z, t=z, **{**kw, "temperature": 0.0})
+    with pytest.raises(ValueError, match="gout has 3 elements"):
+        kernels.kl_div(x=z, t=z, log_target=False, loss_out=None, grad=None, gout=np.zeros(3),
+                       gscale=1.0, n_threads=1)
+    with pytest.raises(ValueError, match="loss_out has 4 elements"):
+        kernels.focal(x=z, t=z, alpha=0.25, gamma=2.0, loss_out=np.zeros(4), grad=None, gout=None,
+                      gscale=1.0, n_threads=1)
+    with pytest.raises(ValueError, match="gamma"):
+        kernels.focal(x=z, t=z, alpha=0.25, gamma=-1.0, loss_out=None, grad=None, gout=None,
+                      gscale=1.0, n_threads=1)
