@@ -100,7 +100,7 @@ def default_threads() -> list:
 def _import_torch():
     """PyTorch, or None; imported when first needed (it takes seconds)."""
     try:
-        import torch  # type: ignore[import-not-found]  # optional peer
+        import torch  # optional peer
     except ImportError:
         return None
     return torch
@@ -252,7 +252,7 @@ def _add_jax(results, jobs, threads, *, repeat, tiny, err, notes) -> None:
     err.flush()
     timed, more = _bench_jax.times(spec, threads, repeat=repeat, tiny=tiny, err=err)
     notes.extend(more)
-    cpus = {n: [] for n in threads}
+    cpus: dict[int, list] = {n: [] for n in threads}
     for r in results:
         got = timed.get((r.label, r.op, r.threads))
         if got is None:
@@ -281,6 +281,10 @@ sklearn: sklearn._loss's HalfMultinomialLoss / HalfBinomialLoss loss (then the m
 and gradient_hessian (no loss) at n_threads=n: per-sample losses, the gradient not divided by N.
 torch fwd+bwd: fastxent.torch's loss on tensors, forward and backward(), against
 torch.nn.functional's (the fastxent column is the adapter's time).
+distill, distill+grad (W1): distillation_loss at T = 2, reduction 'batchmean', the teacher's
+logits the student's rolled by one sample; torch: F.kl_div of two F.log_softmax, times T**2.
+focal, focal+grad (W4): sigmoid_focal_loss, alpha 0.25, gamma 2, reduction 'mean'; torch:
+torchvision's formula (torchvision.ops.sigmoid_focal_loss where it imports).
 /copy, /read, /exp: fastxent's time over the workload's floors (NumPy, one thread, this run):
 copy = np.copyto of the logits (W4: np.subtract(x, t, out=), read 2 write 1); read = the faster
 of np.max and np.add.reduce of the logits into a scalar (W4: of logits and targets);
@@ -305,7 +309,8 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, peers=None, secti
     progress(f"fastxent bench: {_info.summary()}; threads {','.join(map(str, threads))}, "
              f"median of {repeat}; peers {', '.join(peers) or 'none'}\n")
     jobs = _jobs(sections, quick)
-    results, notes = [], []
+    results: list[Result] = []
+    notes: list[str] = []
     started = time.perf_counter()
     for i, (wl, dtype) in enumerate(jobs, 1):
         progress(f"[{i}/{len(jobs)}] {wl.label(dtype, tiny)}:")
@@ -349,7 +354,7 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, peers=None, secti
 
 
 def _print_floors(results, out) -> None:
-    floors = {}
+    floors: dict[str, Floors] = {}
     for r in results:
         floors.setdefault(r.label, r.floors)
     if not floors:
