@@ -322,7 +322,7 @@ def test_xent_layout_check_does_not_overflow():
     with pytest.raises(ValueError, match=r"is not \(4611686018427387904, 1, 65\)"):
         kernels.xent(x=np.zeros(10), n_outer=2**62, C=1, inner=65, y=np.zeros(1, np.int64),
                      ignore_index=-100, t=None, w=None, w_sum=1.0, eps=0.0, loss_out=None,
-                     grad=None, gout=None, gscale=1.0, n_threads=1)
+                     grad=None, gout=None, gscale=1.0, n_threads=1, z_loss=0.0, softcap=0.0)
 
 
 def test_bce_broadcast_layout_check_does_not_overflow():
