@@ -77,6 +77,13 @@ typedef struct fx_lse_args {
     int mode;                  /* FX_LSE, FX_SOFTMAX or FX_LOG_SOFTMAX */
     void *lse;                 /* REAL per sample, or NULL */
     void *out;                 /* REAL like x (softmax / log_softmax), or NULL */
+    /* scipy's logsumexp(x, b=, return_sign=) (FX_LSE only) */
+    const void *b;             /* REAL like x: each exponential's weight (any sign;
+                                  0 leaves its term out, inf or NaN logit included),
+                                  or NULL (all 1) */
+    void *sign;                /* REAL per sample: the sign of the sum (1, -1, 0 or
+                                  NaN), lse then log|sum|; or NULL: a negative sum's
+                                  lse is NaN */
 } fx_lse_args;
 
 /* What the target check of a block of samples finds (fx_check_targets). */
@@ -264,13 +271,35 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
 
 /* ---- the per-sample finish of log-sum-exp, shared by rows and tiles ---- */
 
-/* log-sum-exp from the shift m and log_s = log sum_c exp(x_c - m): m + log_s,
-   or log_s itself where the max is not finite (m = 0: the sum is 0, inf or
-   NaN, and its log is scipy's answer).  The b= weights and return_sign of
-   scipy's logsumexp enter here (docs/ARCHITECTURE.md). */
-static FX_INLINE double fx_lse_finish(double m, double log_s, int finite)
+/* log-sum-exp from the shift m and log_s = log|S|, S = sum_c b_c exp(x_c - m)
+   (b_c = 1 without weights): m + log_s, or log_s itself where the max is not
+   finite (m = 0: S is 0, +-inf or NaN, and its log is scipy's answer).  sgn is
+   S's sign; a negative S gives NaN unless the call returns the sign. */
+static FX_INLINE double fx_lse_finish(double m, double log_s, int finite, double sgn,
+                                      int signed_out)
 {
-    return finite ? m + log_s : log_s;
+    double r = finite ? m + log_s : log_s;
+    return sgn < 0.0 && !signed_out ? NAN : r;
+}
+
+/* The sign logsumexp returns from log|S| and sgn: 0 for S = 0, NaN for NaN. */
+static FX_INLINE double fx_lse_sign(double log_s, double sgn)
+{
+    return log_s != log_s ? NAN : log_s == -INFINITY ? 0.0 : sgn;
+}
+
+/* log|S| of a weighted sum S = top + rest, where top adds the weights of the
+   terms at the shift (each exp(0) = 1) and rest the other terms; *sgn gets
+   S's sign (1, -1, 0, NaN).  Where top dominates, log|top| + log1p(rest / top)
+   keeps a result near 0 to its own precision, as the unweighted precise sums
+   do (logsumexp([0, -40], b=[1, 1]) is 4.25e-18, not 0). */
+static FX_INLINE double fx_log_abs_sum(double top, double rest, double *sgn)
+{
+    double S = top + rest;
+    *sgn = S > 0.0 ? 1.0 : S < 0.0 ? -1.0 : S == 0.0 ? 0.0 : NAN;
+    if (fabs(rest) <= fabs(top) && top != 0.0)         /* false for NaN */
+        return fx_log_d(fabs(top)) + fx_log1p_d(rest / top);
+    return fx_log_d(fabs(S));
 }
 
 /* Whether the plain sum S of a sample may lose its result's relative

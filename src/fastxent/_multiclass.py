@@ -447,17 +447,6 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
                        grad_output, out, _args.threads_option(n_threads))
 
 
-def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
-    """The log-sum-exp kernel over a prepared layout: ``lse_out`` per sample and,
-    with ``sign_out``, the sign of the (weighted) sum of exponentials.
-    (``b=`` and ``return_sign=`` join logsumexp's signature with the weighted
-    kernel; until then ``w`` and ``sign_out`` are None.)"""
-    if w is not None or sign_out is not None:
-        raise NotImplementedError("the weighted log-sum-exp kernel is not in this build")
-    kernels.lse_family(x=a, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=kernels.LSE,
-                       lse_out=lse_out, out=None, n_threads=nt)
-
-
 def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,
                 n_threads=None):
     """logsumexp, softmax and log_softmax with scipy.special's conventions (see _lse)."""
@@ -471,7 +460,10 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
         return_sign = _args.check_bool(return_sign, "return_sign")
         res = np.empty(lay.n_outer * lay.inner, dtype=a.dtype)
         sign = np.empty_like(res) if return_sign else None
-        _lse_reduce(flat, None if w is None else _lse.for_kernels(w, lay), lay, res, sign, nt)
+        # the weights are read in the same sweep as x, laid out alike
+        kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
+                           lse_out=res, out=None, n_threads=nt,
+                           b=None if w is None else _lse.for_kernels(w, lay), sign_out=sign)
         shape = _lse.reduced_shape(a.shape, axes, keepdims)
         results = tuple(_lse_result(r.reshape(shape), result_dtype) for r in (res, sign)
                         if r is not None)
@@ -497,9 +489,22 @@ def _lse_result(res, result_dtype):
     return res if res.ndim else res[()]
 
 
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: Literal[False] = ...) -> Scalar | Array: ...
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: Literal[True]) -> tuple[Scalar | Array, Scalar | Array]: ...
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: bool = ...) -> Scalar | Array | tuple[Scalar | Array, Scalar | Array]: ...
 def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
-              n_threads: int | None = None) -> Scalar | Array:
-    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as ``scipy.special.logsumexp``.
+              n_threads: int | None = None, *, b: ArrayInput | None = None,
+              return_sign: bool = False) -> Scalar | Array | tuple[Scalar | Array, Scalar | Array]:
+    """``log(sum(b * exp(x)))`` along ``axis``, stable for any finite input, as ``scipy.special.logsumexp``.
 
     Parameters
     ----------
@@ -512,12 +517,51 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
         Keep the reduced axes as axes of length 1.
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`).
+    b : array_like, optional
+        Weights of the exponentials, broadcast against ``x`` (real numbers of
+        any sign).  A zero weight leaves its term out, even where ``x`` is
+        inf or NaN.  Read in the same sweep as ``x``: the weighted terms are
+        never stored.
+    return_sign : bool, default False
+        Also return the sign of the sum.  Without it, a negative sum gives NaN.
 
     Returns
     -------
     lse : NumPy scalar or ndarray
-        Of ``x``'s floating dtype (float64 for integer input), shaped like ``x``
-        without the reduced axes; a NumPy scalar where that shape is ``()``.
+        ``log(|sum(b * exp(x))|)``, shaped like ``x`` without the reduced axes
+        (or with them of length 1, for ``keepdims``); a NumPy scalar where
+        that shape is ``()``.  Its dtype is SciPy's: ``x``'s and ``b``'s
+        promoted, float64 where that is an integer dtype.  An empty sum gives
+        ``-inf``.
+    sign : NumPy scalar or ndarray
+        Only with ``return_sign=True``: the sign of the sum, 1.0, -1.0, 0.0
+        (a sum of 0, empty sums included) or NaN, shaped and typed like ``lse``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` or ``b`` is complex or not a number array, if ``axis`` is
+        not an integer, a tuple of them or None, or if ``keepdims`` or
+        ``return_sign`` is not a bool.
+    ValueError
+        If ``b`` does not broadcast against ``x``, or an axis is out of range
+        or named twice.
+
+    See Also
+    --------
+    softmax : The gradient of ``logsumexp``.
+    scipy.special.logsumexp : The reference for these conventions.
+
+    Notes
+    -----
+    With ``M`` the largest ``x`` of nonzero weight, the kernel sums
+    ``b * exp(x - M)`` in float64 in one sweep of ``x`` and ``b``, the terms
+    at ``M`` apart from the others, so that a result near 0 keeps its
+    relative precision (``log|top| + log1p(rest / top)``).  Where SciPy's
+    result differs, the differences are listed in ``tests/external/DIFFERENCES.md``:
+    the sign of an empty sum is 0 (SciPy: -1), a zero weight always hides an
+    inf or NaN ``x``, and sums whose largest weighted terms cancel do not
+    overflow.
 
     Examples
     --------
@@ -528,8 +572,23 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
     (3,)
     >>> float(fastxent.logsumexp([1, 2, 3], axis=None))      # integers: float64
     3.4076059644443806
+
+    Weights, negative ones included, and the sign of the sum:
+
+    >>> x = np.array([1.0, 2.0])
+    >>> float(fastxent.logsumexp(x, b=[2.0, 0.5]))            # log(2 e + e^2 / 2)
+    2.2116852609945026
+    >>> lse, sign = fastxent.logsumexp(x, b=[1.0, -1.0], return_sign=True)
+    >>> round(float(lse), 6), float(sign)                     # e - e^2 < 0
+    (1.541325, -1.0)
+
+    A zero weight masks its entry, whatever its value:
+
+    >>> float(fastxent.logsumexp([np.log(2.0), np.inf, np.log(3.0)], b=[1, 0, 1]))
+    1.6094379124341003
     """
-    return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
+    return _lse_family(kernels.LSE, x, axis, keepdims, b=b, return_sign=return_sign,
+                       n_threads=n_threads)
 
 
 def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,

@@ -163,11 +163,17 @@ cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) n
 
 
 def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
-               int mode, real[::1] lse_out, real[::1] out, int n_threads):
+               int mode, real[::1] lse_out, real[::1] out, int n_threads,
+               const real[::1] b=None, real[::1] sign_out=None):
     """log-sum-exp over the class axis into ``lse_out`` (per sample, optional)
-    and, for mode SOFTMAX / LOG_SOFTMAX, softmax or log_softmax into ``out``."""
+    and, for mode SOFTMAX / LOG_SOFTMAX, softmax or log_softmax into ``out``.
+    For mode LSE, ``b`` (like ``x``) weighs the exponentials and ``sign_out``
+    (per sample) receives the sign of the sum, ``lse_out`` then ``log|sum|``
+    (without it, a negative sum's log-sum-exp is NaN)."""
     if mode not in (FX_LSE, FX_SOFTMAX, FX_LOG_SOFTMAX):
         raise ValueError(f"mode must be LSE, SOFTMAX or LOG_SOFTMAX, got {mode}")
+    if mode != FX_LSE and (b is not None or sign_out is not None):
+        raise ValueError("b and sign_out are options of mode LSE only")
     cdef fx_lse_args A
     memset(&A, 0, sizeof(A))
     A.shape = layout_of(x.shape[0], n_outer, C, inner)
@@ -175,6 +181,8 @@ def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_
     A.mode = mode
     A.lse = <void *>addr(lse_out, n_outer * inner, "lse_out")
     A.out = <void *>addr(out, x.shape[0], "out")
+    A.b = addr(b, x.shape[0], "b")
+    A.sign = <void *>addr(sign_out, n_outer * inner, "sign_out")
     if real is float:
         run_lse_blocks(fx_lse_block_f, &A, n_threads)
     else:

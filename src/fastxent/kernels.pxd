@@ -75,6 +75,8 @@ cdef extern from "fx_xent.h" nogil:
         int mode                # FX_LSE, FX_SOFTMAX or FX_LOG_SOFTMAX
         void *lse               # REAL per sample, or NULL
         void *out               # REAL like x, or NULL
+        const void *b           # REAL like x: logsumexp's weights (FX_LSE), or NULL
+        void *sign              # REAL per sample: the sum's sign (FX_LSE), or NULL
 
     ctypedef struct fx_target_stats:
         Py_ssize_t first_bad    # first sample with an index out of range, or -1
