@@ -47,6 +47,10 @@ nll_none: Array = fastxent.nll_loss(logp, labels, reduction="none")
 probs: Array = fastxent.softmax(logits)
 lse = fastxent.logsumexp(logits, axis=None)
 as_float: float = float(lse)
+# b= weights; return_sign=True: a (log|sum|, sign) tuple.
+weighted = fastxent.logsumexp(logits, b=np.array([1.0, -1.0, 2.0]))
+lse_sign: tuple[Scalar | Array, Scalar | Array] = fastxent.logsumexp(logits, b=2.0, return_sign=True)
+magnitude, sign = fastxent.logsumexp(logits, axis=(0, 1), return_sign=True)
 
 # Modules: options at construction, (loss, grad) with return_grad=True.
 loss_fn = fastxent.CrossEntropyLoss(weight=np.ones(3), label_smoothing=0.05)

@@ -42,9 +42,10 @@ def nll(*, x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: 
     """nll of an (n_outer, C, inner) input of log-probabilities; the loss sum."""
 
 def lse_family(*, x: _Real, n_outer: int, C: int, inner: int, mode: int,
-               lse_out: Optional[_Real], out: Optional[_Real],
-               n_threads: int) -> None:
-    """log-sum-exp into lse_out and, by mode, softmax or log_softmax into out."""
+               b: Optional[_Real], lse_out: Optional[_Real], sign_out: Optional[_Real],
+               out: Optional[_Real], n_threads: int) -> None:
+    """log-sum-exp into lse_out (of the sum weighted by b, like x; its sign into
+    sign_out) and, by mode, softmax or log_softmax into out."""
 
 def bce(*, logits: bool, x: _Real, t: _Real, w: Optional[_Real],
         w_dims: Optional[_Intp], w_strides: Optional[_Intp],

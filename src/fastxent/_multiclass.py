@@ -462,8 +462,8 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
         sign = np.empty_like(res) if return_sign else None
         # the weights are read in the same sweep as x, laid out alike
         kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
-                           lse_out=res, out=None, n_threads=nt,
-                           b=None if w is None else _lse.for_kernels(w, lay), sign_out=sign)
+                           b=None if w is None else _lse.for_kernels(w, lay), lse_out=res,
+                           sign_out=sign, out=None, n_threads=nt)
         shape = _lse.reduced_shape(a.shape, axes, keepdims)
         results = tuple(_lse_result(r.reshape(shape), result_dtype) for r in (res, sign)
                         if r is not None)
@@ -471,11 +471,11 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
     buf, copy_to, result = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, (xv, a))
     if lay.perm is None:
         kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
-                           lse_out=None, out=buf.reshape(-1), n_threads=nt)
+                           b=None, lse_out=None, sign_out=None, out=buf.reshape(-1), n_threads=nt)
     else:                                # the reduced axes were moved last: move them back
         moved = np.empty(a.size, dtype=a.dtype)
         kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
-                           lse_out=None, out=moved, n_threads=nt)
+                           b=None, lse_out=None, sign_out=None, out=moved, n_threads=nt)
         np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
     if out is not None:
         return _args.finish_grad(buf, copy_to, result, result_dtype)

@@ -163,8 +163,8 @@ cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) n
 
 
 def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
-               int mode, real[::1] lse_out, real[::1] out, int n_threads,
-               const real[::1] b=None, real[::1] sign_out=None):
+               int mode, const real[::1] b, real[::1] lse_out, real[::1] sign_out,
+               real[::1] out, int n_threads):
     """log-sum-exp over the class axis into ``lse_out`` (per sample, optional)
     and, for mode SOFTMAX / LOG_SOFTMAX, softmax or log_softmax into ``out``.
     For mode LSE, ``b`` (like ``x``) weighs the exponentials and ``sign_out``
