@@ -36,6 +36,16 @@ def xent(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
          n_threads: int) -> float:
     """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum."""
 
+def xent_slice(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
+               ignore_index: int, t: Optional[_Real], w: Optional[_Real],
+               w_sum: float, eps: float, loss_out: Optional[_Real],
+               grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
+               row_max: _Float64, log_norm: _Float64, mass: Optional[_Float64],
+               class_offset: int, n_classes: int, w_sum_all: float,
+               n_threads: int) -> float:
+    """Cross-entropy of classes [class_offset, class_offset + C) of n_classes,
+    with each row's softmax over all of them (row_max + log_norm); the loss sum."""
+
 def nll(*, x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: int,
         w: Optional[_Real], loss_out: Optional[_Real], grad: Optional[_Real],
         gout: Optional[_Float64], gscale: float, n_threads: int) -> float:

@@ -67,6 +67,16 @@ cdef extern from "fx_xent.h" nogil:
         const double *gout      # per-sample factor of the gradient, or NULL
         double gscale           # its scalar factor: a "mean" passes
                                 # grad_output / what it divides by
+        # A class slice (vocabulary-parallel; off where row_max is NULL): x holds
+        # classes [class_offset, class_offset + C) of n_classes, y indices of all
+        # of them, w points at the slice's weights inside all n_classes weights,
+        # w_sum sums the slice's; the softmax is the whole row's.
+        const double *row_max   # per sample: the max over all classes
+        const double *log_norm  # per sample: log sum exp(x - row_max), all classes
+        const double *mass      # probabilities: per sample, sum w_c q_c over all classes
+        int64_t class_offset
+        int64_t n_classes
+        double w_sum_all        # the sum of all n_classes weights
 
     # One call of log-sum-exp / softmax / log_softmax (scipy.special semantics).
     ctypedef struct fx_lse_args:
