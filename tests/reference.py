@@ -55,7 +55,7 @@ __all__ = [
     # the log-sum-exp family (scipy.special's semantics)
     "logsumexp", "softmax", "log_softmax",
     # multi-class losses
-    "cross_entropy", "cross_entropy_hvp", "nll_loss",
+    "cross_entropy", "cross_entropy_class_slice", "cross_entropy_hvp", "nll_loss",
     # binary losses
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_hvp",
@@ -507,6 +507,57 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                                        _need(return_grad, details, return_hessian))
     res = _finish(terms, rows, reduction, grad_output, sample_weight)
     return _returned(res, return_grad or return_hessian, return_hessian, details)
+
+
+def _class_slice_terms(x, target, row_max, log_norm, weight, class_start, num_classes,
+                       target_mass, ignore_index, eps, axis):
+    """A slice's terms of cross_entropy, from the formulas of
+    ``fastxent.dask.SLICE_KERNEL``: ``lp = (x - row_max) - log_norm`` over the
+    slice's classes, the loss ``-sum_slice w_c q_c lp_c`` and its gradient
+    ``Q exp(lp) - w q`` with ``Q = sum_c w_c q_c`` over all the classes."""
+    x = np.asarray(x, np.float64)
+    rows = _Rows(x.shape, (class_axis(axis, x.ndim),))
+    xr, C = rows.rows(x), num_classes
+    cs = np.arange(class_start, class_start + rows.K)
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    R, L = rows.per_sample(row_max), rows.per_sample(log_norm)
+    tgt = np.asarray(target)
+    with np.errstate(all="ignore"):
+        lp = (xr - R[:, None]) - L[:, None]
+        if tgt.dtype.kind in "iu":
+            y = rows.per_sample(tgt).astype(np.int64)
+            keep = y != ignore_index
+            yk = np.where(keep, y, 0)
+            q = (1.0 - eps) * (yk[:, None] == cs[None, :]) + eps / C
+            Q = (1.0 - eps) * w[yk] + eps / C * w.sum()
+            denom = np.where(keep, w[yk], 0.0)
+        else:
+            keep = np.ones(rows.N, bool)
+            q = (1.0 - eps) * rows.rows(tgt) + eps / C
+            Q = rows.per_sample(target_mass)
+            denom = np.ones(rows.N)
+        wq = w[cs][None, :] * q
+        loss = np.where(keep, -np.where(wq != 0, wq * lp, 0.0).sum(axis=1), 0.0)
+        grad = Q[:, None] * np.exp(lp) - wq
+        bad = ~(np.isfinite(R) & np.isfinite(L))
+    dead = np.where(bad, np.nan, 0.0)[:, None]
+    return _Terms(loss, None, denom, keep, dead, grad, None), rows
+
+
+def cross_entropy_class_slice(input, target, row_max, log_norm, weight=None, *, class_start,
+                              num_classes, target_mass=None, ignore_index=-100,
+                              label_smoothing=0.0, axis=None, reduction="none",
+                              return_grad=False, grad_output=None):
+    """The share of cross_entropy of the classes ``[class_start, class_start +
+    Cs)`` of ``input`` among ``num_classes``, given each sample's ``row_max`` and
+    ``log_norm`` over all of them (``fastxent.cross_entropy_class_slice``),
+    float64: the slices' losses add up to cross_entropy's, their gradients side
+    by side make its gradient.  ``"mean"`` divides by cross_entropy's
+    denominator."""
+    terms, rows = _class_slice_terms(input, target, row_max, log_norm, weight, class_start,
+                                     num_classes, target_mass, ignore_index, label_smoothing, axis)
+    res = _finish(terms, rows, reduction, grad_output, None)
+    return _returned(res, return_grad)
 
 
 def cross_entropy_hvp(input, target, v, weight=None, *, ignore_index=-100, reduction="mean",
