@@ -117,7 +117,7 @@ def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: Ar
                               reduction: Reduction = "none", return_grad: bool = False,
                               grad_output: ArrayInput | None = None, out: Array | None = None,
                               n_threads: int | None = None) -> Loss | LossAndGrad:
-    """:func:`cross_entropy`'s share and gradient for a slice of the classes (vocabulary-parallel).
+    """Cross-entropy over a slice of the classes, given each row's log-sum-exp over all of them.
 
     ``input`` holds the logits of the classes ``[class_start, class_start + Cs)``
     of a problem of ``num_classes`` classes; ``row_max`` and ``log_norm`` give
