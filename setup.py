@@ -65,6 +65,9 @@ COMMON = ["-fopenmp-simd", "-std=c11"]
 # off.  Errors abort the run (-fno-sanitize-recover).
 SANITIZE_OPTIMIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-wrapv"]
 SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
+# The sanitized build also compiles cext/fx_selftest.h's deliberate faults, which
+# tools/run_sanitized.sh requires ASan and UBSan to report.
+SANITIZE_SELFTEST = ["-DFX_SANITIZE_SELFTEST=1"]
 # Per kernel module: the instruction set.  -mfma changes results (above).  The
 # CPU's AVX-512 support is detected and reported (python -m fastxent info) but
 # chooses no module yet: an AVX-512 build would be one more entry here and one
@@ -196,7 +199,8 @@ class BuildExt(build_ext):
         if msvc:
             base, link = ["/O2", "/fp:precise"], []
         else:
-            base = (SANITIZE_OPTIMIZE + SANITIZE if sanitize else OPTIMIZE) + FP_FLAGS + COMMON
+            base = ((SANITIZE_OPTIMIZE + SANITIZE + SANITIZE_SELFTEST if sanitize else OPTIMIZE)
+                    + FP_FLAGS + COMMON)
             link = SANITIZE if sanitize else []
         omp_compile, omp_link = omp if omp else ([], [])
         info = {

@@ -312,3 +312,32 @@ def test_nan_gradient_scale_gives_nan_not_inf(rng, path):
         _, grad = fn(xb, np.full_like(x, 0.3), reduction="sum", return_grad=True,
                      grad_output=np.nan)
         assert np.isnan(grad).all()
+
+
+# -- the drivers' own length checks cannot overflow --------------------------------------
+
+def test_xent_layout_check_does_not_overflow():
+    """A shape whose element count overflows Py_ssize_t is refused, not wrapped
+    (a plain n_outer * C * inner would overflow: undefined behaviour)."""
+    with pytest.raises(ValueError, match=r"is not \(4611686018427387904, 1, 65\)"):
+        kernels.xent(x=np.zeros(10), n_outer=2**62, C=1, inner=65, y=np.zeros(1, np.int64),
+                     ignore_index=-100, t=None, w=None, w_sum=1.0, eps=0.0, loss_out=None,
+                     grad=None, gout=None, gscale=1.0, n_threads=1)
+
+
+def test_bce_broadcast_layout_check_does_not_overflow():
+    x = np.zeros(4)
+    dims = np.array([2**62, 4], np.intp)
+    strides = np.array([2**62, 1], np.intp)
+    with pytest.raises(ValueError, match="reaches past its 4 elements"):
+        kernels.bce(logits=True, x=x, t=x, w=np.ones(4), w_dims=dims, w_strides=strides,
+                    pw=None, pw_dims=None, pw_strides=None, loss_out=None, grad=None,
+                    gout=None, gscale=1.0, n_threads=1)
+
+
+def test_sanitizer_faults_exist_only_in_the_sanitized_build():
+    from fastxent import _build_info
+    if _build_info.BUILD_INFO["sanitize"]:
+        pytest.skip("the sanitized build: tools/run_sanitized.sh runs the faults")
+    with pytest.raises(RuntimeError, match="FASTXENT_SANITIZE=1"):
+        kernels._sanitizer_selftest("read")

@@ -95,19 +95,14 @@ expect_report() {   # $1: what, $2: pattern of the report, $3: python code
     fi
     say "self-test: $1 caught: $(grep -m1 "$2" <<<"$out" | cut -c1-110)"
 }
-expect_report "an out-of-bounds read in a kernel" "heap-buffer-overflow" '
-import numpy as np
+# The drivers check every length, so no call reaches a kernel with a bad shape:
+# the faults come from cext/fx_selftest.h, compiled into this build only.
+expect_report "an out-of-bounds read in the kernel module" "heap-buffer-overflow" '
 from fastxent._kernels import kernels
-# 15 elements read from a buffer of 10: the Python layer would never pass this
-kernels.xent(x=np.zeros(10), n_outer=3, C=5, inner=1, y=np.zeros(3, np.int64), ignore_index=-100,
-             t=None, w=None, w_sum=5.0, eps=0.0, loss_out=None, grad=None, gout=None, gscale=1.0,
-             n_threads=1)'
-expect_report "a signed integer overflow" "signed integer overflow" '
-import numpy as np
+kernels._sanitizer_selftest("read", 10)'
+expect_report "a signed integer overflow in the kernel module" "signed integer overflow" '
 from fastxent._kernels import kernels
-kernels.xent(x=np.zeros(10), n_outer=2**62, C=1, inner=65, y=np.zeros(1, np.int64),
-             ignore_index=-100, t=None, w=None, w_sum=1.0, eps=0.0, loss_out=None, grad=None,
-             gout=None, gscale=1.0, n_threads=1)'
+kernels._sanitizer_selftest("overflow", 2**62)'
 
 # -- 3. the tests ----------------------------------------------------------------------
 if [ $# -eq 0 ]; then

@@ -39,7 +39,7 @@ def _sections(text):
 
 def _plot_file(text):
     try:
-        import matplotlib  # noqa: F401  # type: ignore[import-not-found]  # optional
+        import matplotlib  # noqa: F401  # optional
     except ImportError:
         raise argparse.ArgumentTypeError(
             "--plot draws with matplotlib, which is not installed here "

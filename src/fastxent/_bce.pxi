@@ -31,9 +31,11 @@ cdef inline fx_bcast bcast_of(const real[::1] a, const Py_ssize_t[::1] dims,
     for d in range(dims.shape[0]):
         if dims[d] < 0 or strides[d] < 0:
             raise ValueError(f"{name}: negative size or stride in a broadcast layout")
-        last += (dims[d] - 1) * strides[d] if dims[d] > 0 else 0
-    if a.shape[0] > 0 and last >= a.shape[0]:
-        raise ValueError(f"{name}: the broadcast layout reaches past its {a.shape[0]} elements")
+        # last + (dims[d] - 1) * strides[d] < a.shape[0], tested without overflow
+        if a.shape[0] > 0 and dims[d] > 1 and strides[d] > 0:
+            if dims[d] - 1 > (a.shape[0] - 1 - last) // strides[d]:
+                raise ValueError(f"{name}: the broadcast layout reaches past its {a.shape[0]} elements")
+            last += (dims[d] - 1) * strides[d]
     b.nd = <int>dims.shape[0]
     b.dims = &dims[0]
     b.strides = &strides[0]

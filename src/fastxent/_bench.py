@@ -100,7 +100,7 @@ def default_threads() -> list:
 def _import_torch():
     """PyTorch, or None; imported when first needed (it takes seconds)."""
     try:
-        import torch  # type: ignore[import-not-found]  # optional peer
+        import torch  # optional peer
     except ImportError:
         return None
     return torch
@@ -252,7 +252,7 @@ def _add_jax(results, jobs, threads, *, repeat, tiny, err, notes) -> None:
     err.flush()
     timed, more = _bench_jax.times(spec, threads, repeat=repeat, tiny=tiny, err=err)
     notes.extend(more)
-    cpus = {n: [] for n in threads}
+    cpus: dict[int, list] = {n: [] for n in threads}
     for r in results:
         got = timed.get((r.label, r.op, r.threads))
         if got is None:
@@ -305,7 +305,8 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, peers=None, secti
     progress(f"fastxent bench: {_info.summary()}; threads {','.join(map(str, threads))}, "
              f"median of {repeat}; peers {', '.join(peers) or 'none'}\n")
     jobs = _jobs(sections, quick)
-    results, notes = [], []
+    results: list[Result] = []
+    notes: list[str] = []
     started = time.perf_counter()
     for i, (wl, dtype) in enumerate(jobs, 1):
         progress(f"[{i}/{len(jobs)}] {wl.label(dtype, tiny)}:")
@@ -349,7 +350,7 @@ def run(*, quick=False, threads=None, repeat=None, tiny=False, peers=None, secti
 
 
 def _print_floors(results, out) -> None:
-    floors = {}
+    floors: dict[str, Floors] = {}
     for r in results:
         floors.setdefault(r.label, r.floors)
     if not floors:

@@ -34,7 +34,7 @@ def _child() -> None:
                                        f"may run on {len(cpus)}"}), flush=True)
             return
         os.sched_setaffinity(0, cpus[:n])
-    import jax  # type: ignore[import-not-found]  # optional peer
+    import jax  # optional peer
     jax.config.update("jax_enable_x64", True)      # float64 logits stay float64
 
     from ._peers import peer_call

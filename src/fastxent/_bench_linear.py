@@ -64,7 +64,7 @@ def _child(impl, dims, n_threads, chunk_size, trace):
 
     hidden, weight, target = _workloads.make_linear(tuple(dims))
     if impl == "torch":
-        import torch  # type: ignore[import-not-found]  # optional peer
+        import torch  # optional peer
         torch.set_num_threads(n_threads)
     call = linear_runner(impl, hidden, weight, target, n_threads=n_threads, chunk_size=chunk_size)
     gc.collect()

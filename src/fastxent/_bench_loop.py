@@ -79,7 +79,7 @@ def _child(shape, n, steps, blas_threads) -> None:
     blas = sorted(_tasks() - {str(os.getpid())})
     limit = None
     if blas_threads:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # optional
+        from threadpoolctl import threadpool_limits  # optional
         limit = threadpool_limits(int(blas_threads), user_api="blas")
 
     N, H, C = shape
@@ -222,7 +222,7 @@ def run_section(*, threads=(1, 2), tiny=False, quick=False, out=None, err=None) 
 
 def _has_threadpoolctl() -> bool:
     try:
-        import threadpoolctl  # type: ignore[import-untyped]  # noqa: F401
+        import threadpoolctl  # noqa: F401
     except ImportError:
         return False
     return True

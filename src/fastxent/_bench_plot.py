@@ -14,7 +14,7 @@ COLORS = {"fastxent": "#1b9e77", "numpy": "#7f7f7f", "torch": "#d95f02", "jax": 
 
 def plot_results(results, path, *, title="fastxent bench") -> None:
     """Draws ``results`` (``_bench.Result`` rows) into ``path`` (.png, .svg, .pdf)."""
-    from matplotlib.figure import Figure  # type: ignore[import-not-found]  # optional
+    from matplotlib.figure import Figure  # optional
 
     labels = list(dict.fromkeys(r.label for r in results))
     if not labels:

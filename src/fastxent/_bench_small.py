@@ -14,7 +14,9 @@ as many calls as fill about 20 ms), the median of 5 such means.
 """
 from __future__ import annotations
 
+import importlib
 import sys
+import types
 import timeit
 
 import numpy as np
@@ -40,18 +42,15 @@ def calls(impl, x, target, bin_target) -> dict:
     """``{call: zero-argument callable}`` for one implementation; ImportError
     for torch where it is not installed."""
     if impl in ("fastxent", "numpy"):
-        if impl == "fastxent":
-            import fastxent as m
-        else:
-            m = _baseline
+        m: types.ModuleType = importlib.import_module("fastxent") if impl == "fastxent" else _baseline
         return {"cross_entropy loss": lambda: m.cross_entropy(x, target),
                 "cross_entropy loss+grad": lambda: m.cross_entropy(x, target, return_grad=True),
                 "bce_with_logits loss": lambda: m.binary_cross_entropy_with_logits(x, bin_target),
                 "logsumexp": lambda: m.logsumexp(x, axis=-1),
                 "softmax": lambda: m.softmax(x, axis=-1)}
     if impl == "torch":
-        import torch  # type: ignore[import-not-found]  # optional peer
-        import torch.nn.functional as F  # type: ignore[import-not-found]
+        import torch  # optional peer
+        import torch.nn.functional as F
         xt, tt, bt = torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(bin_target)
         xg = torch.from_numpy(x.copy()).requires_grad_()
 
@@ -100,9 +99,9 @@ def run_section(*, tiny=False, peers=("torch",), out=None, err=None) -> dict:
     impls = [i for i in IMPLS if i != "torch" or "torch" in peers]
     seconds, notes = {}, []
     before = fastxent.get_num_threads()
-    torch = None
+    torch: types.ModuleType | None = None
     if "torch" in impls:
-        import torch  # type: ignore[import-not-found]  # optional peer
+        torch = importlib.import_module("torch")    # optional peer
         torch_before = torch.get_num_threads()
         torch.set_num_threads(1)
     fastxent.set_num_threads(1)

@@ -25,7 +25,7 @@ def controller():
         if not _blas_state["looked"]:
             _blas_state["looked"] = True
             try:
-                from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # optional
+                from threadpoolctl import ThreadpoolController  # optional
             except ImportError:
                 pass
             else:

@@ -16,6 +16,10 @@ cdef extern from "fx_omp.h" nogil:
     int fx_cpu_has_avx2_fma()
     int fx_cpu_has_avx512f()
 
+cdef extern from "fx_selftest.h" nogil:
+    int FX_HAS_SELFTEST
+    double fx_selftest_fault(int kind, Py_ssize_t n)
+
 # One fused type for every floating buffer of a call: input, targets, weights,
 # outputs.  float16 is converted to float32 by the Python layer.
 ctypedef fused real:
@@ -87,3 +91,15 @@ def omp_set_num_threads(int n):
 def cpu_features():
     """The CPU features the kernel modules are chosen by."""
     return {"avx2_fma": bool(fx_cpu_has_avx2_fma()), "avx512f": bool(fx_cpu_has_avx512f())}
+
+
+def _sanitizer_selftest(str kind, Py_ssize_t n=10):
+    """Commit a deliberate fault in compiled code: ``"read"`` one element past a
+    heap buffer, or ``"overflow"`` a signed multiplication.  Only in a build with
+    FASTXENT_SANITIZE=1, where ASan/UBSan must report it (tools/run_sanitized.sh);
+    elsewhere a RuntimeError."""
+    if not FX_HAS_SELFTEST:
+        raise RuntimeError("_sanitizer_selftest exists only in a FASTXENT_SANITIZE=1 build")
+    if kind not in ("read", "overflow"):
+        raise ValueError(f"kind must be 'read' or 'overflow', got {kind!r}")
+    return fx_selftest_fault(0 if kind == "read" else 1, n)

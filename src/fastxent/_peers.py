@@ -85,7 +85,7 @@ def peer_threads(peer: str, n: int):
     if peer != "torch":
         yield
         return
-    import torch  # type: ignore[import-not-found]  # optional peer
+    import torch  # optional peer
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -136,7 +136,7 @@ def _sklearn_targets(wl, x, target):
 def _sklearn_call(function, grad, hess, wl, x, target, n_threads):
     if function not in ("cross_entropy", "binary_cross_entropy_with_logits"):
         return None
-    from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss  # type: ignore[import-untyped]
+    from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
     lo = HalfBinomialLoss() if wl.binary else HalfMultinomialLoss(n_classes=x.shape[wl.axis])
     ys, raws = _sklearn_targets(wl, x, target), _sklearn_split(wl, x)
     count = sum(y.size for y in ys)
@@ -176,9 +176,9 @@ def sklearn_scale(wl, x) -> float:
 def _jax_call(function, grad, hess, wl, x, target, v):
     if hess:
         return None
-    import jax  # type: ignore[import-not-found]  # optional peer
-    import jax.numpy as jnp  # type: ignore[import-not-found]
-    import optax  # type: ignore[import-not-found]
+    import jax  # optional peer
+    import jax.numpy as jnp
+    import optax
 
     xj = jnp.asarray(x)
     if function == "logsumexp":

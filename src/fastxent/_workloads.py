@@ -62,7 +62,7 @@ class Workload:
 
     @property
     def ops(self) -> tuple:
-        ops = ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
+        ops: tuple[str, ...] = ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
         if self.second_order:
             ops += ("loss+grad+hess",) if self.binary else SECOND_ORDER_OPS
         return ops + (tuple(ADAPTER_OPS) if self.adapters else ())
@@ -208,8 +208,8 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
     Runs on PyTorch's own thread count (``torch.set_num_threads``); raises
     ImportError without torch.
     """
-    import torch  # type: ignore[import-not-found]  # optional peer
-    import torch.nn.functional as F  # type: ignore[import-not-found]
+    import torch  # optional peer
+    import torch.nn.functional as F
 
     xt = torch.from_numpy(x)
     if function == "logsumexp":
@@ -232,7 +232,7 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
 def _torch_adapter_runner(function, wl, x, target, *, reduction="mean", n_threads=None):
     """Forward and backward through fastxent.torch on tensors sharing ``x``'s
     memory; returns ``(loss, grad)`` as NumPy arrays."""
-    import torch  # type: ignore[import-not-found]  # optional peer
+    import torch  # optional peer
 
     import fastxent.torch as fxt
 
@@ -263,8 +263,8 @@ def jax_value_and_grad_runner(impl, wl, x, target):
     without JAX (or optax)."""
     if impl == "fastxent":
         return runner("fastxent", "cross_entropy", wl, x, target, return_grad=True)
-    import jax  # type: ignore[import-not-found]  # optional peer
-    import jax.numpy as jnp  # type: ignore[import-not-found]
+    import jax  # optional peer
+    import jax.numpy as jnp
 
     xj, tj = jnp.asarray(x), jnp.asarray(target)
     if impl == "optax":
@@ -430,7 +430,7 @@ def _blas_limit(n_threads):
     if n_threads is None:
         return contextlib.nullcontext()
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # optional
+        from threadpoolctl import threadpool_limits  # optional
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(n_threads, user_api="blas")
@@ -462,8 +462,8 @@ def linear_runner(impl, hidden, weight, target, *, n_threads=None, chunk_size=No
                 return loss, (G @ weight, G.T @ hidden)
         return materialized
     if impl == "torch":
-        import torch  # type: ignore[import-not-found]  # optional peer
-        import torch.nn.functional as F  # type: ignore[import-not-found]
+        import torch  # optional peer
+        import torch.nn.functional as F
         ht = torch.from_numpy(hidden).requires_grad_()
         wt = torch.from_numpy(weight).requires_grad_()
         tt = torch.from_numpy(target)

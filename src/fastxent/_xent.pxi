@@ -18,8 +18,16 @@ ctypedef void (*lse_block_fn)(const fx_lse_args *A, Py_ssize_t b) noexcept nogil
 cdef inline fx_layout layout_of(Py_ssize_t n_x, Py_ssize_t n_outer, Py_ssize_t C,
                                 Py_ssize_t inner) except *:
     # The (n_outer, C, inner) shape of an input of n_x elements, checked.
+    # (Divisions first: a product of three sizes may overflow Py_ssize_t.)
     cdef fx_layout s
-    if n_outer < 0 or C < 0 or inner < 0 or n_outer * C * inner != n_x:
+    cdef bint fits
+    if n_outer < 0 or C < 0 or inner < 0:
+        fits = False
+    elif n_outer == 0 or C == 0 or inner == 0:
+        fits = n_x == 0
+    else:
+        fits = C <= n_x // inner and n_outer <= n_x // (C * inner) and n_outer * C * inner == n_x
+    if not fits:
         raise ValueError(f"an input of {n_x} elements is not ({n_outer}, {C}, {inner})")
     s.n_outer = n_outer
     s.C = C
