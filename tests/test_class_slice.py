@@ -211,3 +211,21 @@ def test_bad_arguments_are_refused(rng):
     out = np.empty_like(x)
     with pytest.raises(ValueError, match="overlap"):
         call(x, y, out[:, 0], L, return_grad=True, out=out)
+
+
+def test_driver_refuses_a_slice_outside_the_classes():
+    """Past the Python checks, the driver itself refuses a slice that does not
+    fit (with no overflow of class_offset + C) and a weight of the wrong length."""
+    from fastxent._kernels import kernels
+    x, y = np.zeros(6), np.zeros(2, np.int64)
+    kw = dict(x=x, n_outer=2, C=3, inner=1, y=y, ignore_index=-100, t=None, w=None, w_sum=3.0,
+              eps=0.0, loss_out=None, grad=None, gout=None, gscale=1.0, row_max=np.zeros(2),
+              log_norm=np.zeros(2), mass=None, w_sum_all=3.0, n_threads=1)
+    for offset, n_classes in [(2**63 - 2, 2**63 - 1), (-1, 10), (8, 10), (0, 2)]:
+        with pytest.raises(ValueError, match="slice"):
+            kernels.xent_slice(class_offset=offset, n_classes=n_classes, **kw)
+    with pytest.raises(ValueError, match="w has"):
+        kernels.xent_slice(class_offset=0, n_classes=10, **dict(kw, w=np.ones(3)))
+    with pytest.raises(ValueError, match="mass"):
+        kernels.xent_slice(class_offset=0, n_classes=10, **dict(kw, mass=np.ones(2)))
+    assert kernels.xent_slice(class_offset=7, n_classes=10, **kw) == pytest.approx(0.0)

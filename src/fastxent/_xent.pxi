@@ -165,7 +165,7 @@ def xent_slice(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_
         raise ValueError("xent_slice takes class indices y or probabilities t, exactly one")
     if (t is None) != (mass is None):
         raise ValueError("xent_slice takes mass with probabilities t, and only then")
-    if class_offset < 0 or n_classes < class_offset + C:
+    if class_offset < 0 or C > n_classes or class_offset > n_classes - C:   # (no overflow)
         raise ValueError(f"classes [{class_offset}, {class_offset + C}) are not a slice of "
                          f"{n_classes} classes")
     cdef const real[::1] no_w = None      # w covers all n_classes: set below
