@@ -9,20 +9,23 @@
 /* Over one contiguous chunk (a row, or part of a long row)                  */
 /* ------------------------------------------------------------------------ */
 
-/* max of x[0:n], over the entries whose weight b[j] is not 0 where b is given
-   (logsumexp's b=).  A max is exact in any order, so the loop may be vectorized
+/* max of x[0:n].  A max is exact in any order, so the loop may be vectorized
    freely.  NaN may or may not win here; either way it reaches the result through
    the sum of exponentials, as in PyTorch's log_softmax. */
-static inline REAL FX_SFX(fx_chunk_max)(const REAL *restrict x, const REAL *restrict b, Py_ssize_t n)
+static inline REAL FX_SFX(fx_chunk_max)(const REAL *restrict x, Py_ssize_t n)
 {
     REAL m = -(REAL)INFINITY;
-    if (b) {
-#pragma omp simd reduction(max:m)
-        for (Py_ssize_t j = 0; j < n; j++) m = b[j] != (REAL)0 && x[j] > m ? x[j] : m;
-        return m;
-    }
 #pragma omp simd reduction(max:m)
     for (Py_ssize_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* fx_chunk_max over the entries whose weight b[j] is not 0 (logsumexp's b=). */
+static inline REAL FX_SFX(fx_chunk_max_w)(const REAL *restrict x, const REAL *restrict b, Py_ssize_t n)
+{
+    REAL m = -(REAL)INFINITY;
+#pragma omp simd reduction(max:m)
+    for (Py_ssize_t j = 0; j < n; j++) m = b[j] != (REAL)0 && x[j] > m ? x[j] : m;
     return m;
 }
 
@@ -177,7 +180,7 @@ static inline void FX_SFX(fx_row_stats_w)(const REAL *x, const REAL *b, Py_ssize
     row->nk = C ? (C + row->K - 1) / row->K : 0;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
-        REAL m = FX_SFX(fx_chunk_max)(x + off, b ? b + off : NULL, len);
+        REAL m = b ? FX_SFX(fx_chunk_max_w)(x + off, b + off, len) : FX_SFX(fx_chunk_max)(x + off, len);
         REAL sh = FX_SFX(fx_shift_of)(m);
         row->shift[k] = m == -(REAL)INFINITY ? -(REAL)INFINITY : sh;
         s[k] = FX_SFX(fx_chunk_sumexp)(x + off, b ? b + off : NULL, len, sh, e ? e + off : NULL,

@@ -143,3 +143,28 @@ def torch_loss_and_grad(torch, fn_name, input, target, weight=None, *, axis=None
     if x.ndim > 1:
         grad = np.moveaxis(grad, 1, ax)
     return loss.detach().to(torch.float64).numpy(), grad
+
+
+def assert_within_scale(actual, desired, scale, dtype, ulps=16.0, err_msg=""):
+    """``actual`` against the float64 reference ``desired`` whose error scale
+    (``details=True`` of tests/reference.py) is ``scale``: within ``ulps`` ulp of
+    the computing dtype times the scale, plus the elementwise relative
+    tolerance of ``dtype`` (float16 is computed in float32 and rounded once,
+    its subnormals to their spacing); NaN and +-inf where the reference has them."""
+    dtype = np.dtype(dtype)
+    eps = float(np.finfo(np.float32 if dtype.itemsize <= 4 else np.float64).eps)
+    a = np.asarray(actual).astype(np.float64)
+    d = np.asarray(desired, np.float64)
+    assert a.shape == d.shape, f"shape {a.shape} != {d.shape} {err_msg}"
+    s = np.asarray(scale, np.float64)
+    tol = (ulps * eps * np.where(np.isfinite(s), s, 0.0) + ELEMENTWISE_RTOL[dtype] * np.abs(d)
+           + float(np.finfo(dtype).smallest_subnormal))     # a result rounded to dtype
+    with np.errstate(invalid="ignore"):
+        same = (a == d) | (np.isnan(a) & np.isnan(d)) | (np.abs(a - d) <= tol)
+    if not np.all(same):
+        bad = np.flatnonzero(~np.broadcast_to(same, d.shape).reshape(-1))
+        i = bad[0]
+        raise AssertionError(
+            f"{bad.size} of {d.size} values differ; the first at flat index {i}: "
+            f"{a.reshape(-1)[i]!r} against {d.reshape(-1)[i]!r} (tolerance "
+            f"{np.broadcast_to(tol, d.shape).reshape(-1)[i]:.3g}) {err_msg}")

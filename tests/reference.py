@@ -35,8 +35,9 @@ one ``_*_terms`` function and a thin public wrapper; a new per-sample option
 Version 0.2 (SPEC.md), ahead of fastxent: ``sample_weight=`` on every loss,
 ``return_hessian=`` on cross_entropy and binary_cross_entropy_with_logits,
 ``cross_entropy_hvp`` and ``binary_cross_entropy_with_logits_hvp``, ``z_loss=``
-and ``softcap=`` on cross_entropy, ``kl_div`` and ``sigmoid_focal_loss``; each
-checked against PyTorch autograd in test_reference.py.
+and ``softcap=`` on cross_entropy, ``kl_div``, ``distillation_loss`` and
+``sigmoid_focal_loss``; each checked against PyTorch autograd in
+test_reference.py.
 
 Notation (SPEC.md): ``lp = log_softmax(input)`` along the class axis, ``p`` its
 exponential, ``w_c`` the class weight (1 without weights), ``eps`` the label
@@ -60,7 +61,7 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_hvp",
     # version 0.2 families
-    "kl_div", "sigmoid_focal_loss",
+    "kl_div", "distillation_loss", "sigmoid_focal_loss",
     # more than float64: mpmath
     "mp_cross_entropy_row", "mp_logsumexp_row", "mp_binary_cross_entropy_with_logits",
 ]
@@ -732,6 +733,62 @@ def kl_div(input, target, *, reduction="mean", log_target=False, return_grad=Fal
     return _returned(res, return_grad, details=details)
 
 
+def _kl_reduce(elem, escale, shape, reduction):
+    """A kl_div-style reduction of elementwise terms (shaped ``shape``) and of
+    their error scales: (loss, scale, denominator) with PyTorch's denominators
+    (the element count for "mean", ``shape[0]`` for "batchmean", 1 for a 0-d
+    input)."""
+    if reduction == "none":
+        return elem, escale, 1.0
+    n = {"sum": 1.0, "mean": float(math.prod(shape)),
+         "batchmean": float(shape[0]) if shape else 1.0}[reduction]
+    with np.errstate(all="ignore"):
+        return np.float64(np.sum(elem) / n), np.float64(np.sum(escale) / abs(n) if n else 0.0), n
+
+
+def distillation_loss(student_logits, teacher_logits, *, temperature=1.0, axis=None,
+                      reduction="batchmean", return_grad=False, grad_output=None, details=False):
+    """Knowledge distillation's loss, float64: PyTorch's recipe
+    ``F.kl_div(F.log_softmax(s / T, axis), F.log_softmax(t / T, axis),
+    reduction, log_target=True) * T**2``, with the convention that a class of
+    teacher probability 0 adds 0 (the recipe gives NaN where the student's
+    log-probability is -inf there too).
+
+    Elementwise terms ``T**2 p_t (log p_t - log p_s)`` (p = softmax of the
+    logits over T along the class axis), reduced as :func:`kl_div`.  The
+    gradient of ``sum(G * terms)`` (G = grad_output for "none", else
+    grad_output over the denominator) with respect to ``s`` is
+    ``T (p_s sum_c G_c p_t,c - G p_t)``.  A row (sample) of either input
+    with a NaN, a +inf, or only -inf is NaN throughout.
+    """
+    s = np.asarray(student_logits, np.float64)
+    t = np.asarray(teacher_logits, np.float64)
+    T = np.float64(temperature)
+    rows = _Rows(s.shape, (class_axis(axis, s.ndim),))
+    with np.errstate(all="ignore"):
+        ss, st = _row_stats(rows.rows(s) / T), _row_stats(rows.rows(t) / T)
+        lps, lpt = ss.d - ss.logS[:, None], st.d - st.logS[:, None]
+        ps, pt = ss.softmax(), st.softmax()
+        bad = (ss.bad | st.bad)[:, None]
+        elem = np.where(bad, np.nan, np.where(pt == 0, 0.0, T * T * pt * (lpt - lps)))
+        escale = np.where(bad, 0.0, T * T * np.nan_to_num(pt) * (
+            ss.dev() + st.dev() + np.abs(ss.logS)[:, None] + np.abs(st.logS)[:, None] + 1.0))
+    loss, lscale, n = _kl_reduce(rows.unrows(elem), rows.unrows(escale), s.shape, reduction)
+    if not (return_grad or details):
+        return loss
+    if reduction == "none":
+        G = rows.rows(np.broadcast_to(1.0 if grad_output is None else grad_output, s.shape))
+    else:
+        G = np.full(rows.rows(s).shape, (1.0 if grad_output is None else float(grad_output)) / n)
+    with np.errstate(all="ignore"):
+        Gpt = G * pt
+        grad = T * (ps * Gpt.sum(axis=1, keepdims=True) - Gpt)
+        gscale = T * (np.nan_to_num(ps) * np.abs(Gpt).sum(axis=1, keepdims=True) + np.abs(Gpt)
+                      ) * (1.0 + ss.dev() + st.dev()) + 1e-300
+    res = Result(loss, lscale, rows.unrows(grad), rows.unrows(gscale))
+    return _returned(res, return_grad, details=details)
+
+
 def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="none",
                        return_grad=False, grad_output=None, details=False):
     """torchvision's sigmoid_focal_loss of logits ``input``, float64:
@@ -750,9 +807,10 @@ def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="none"
         dm = -s * sm * (2.0 * t - 1.0)                 # d m / d x
         dmg = np.zeros_like(m) if gamma == 0 else gamma * m ** (gamma - 1.0) * dm
         loss = a * ce * mg
-        grad = a * ((s - t) * mg + ce * dmg)
+        s_t = (1.0 - t) * s - t * sm                  # s - t, without cancellation
+        grad = a * (s_t * mg + ce * dmg)
         lscale = np.abs(loss) * (2.0 + np.abs(x)) + np.abs(a) * mg
-        gscale = np.abs(a) * (np.abs(s - t) * mg + np.abs(ce * dmg) + mg + 1e-300)
+        gscale = np.abs(a) * (np.abs(s_t) * mg + np.abs(ce * dmg) + mg + 1e-300)
     res = _finish_elementwise(_terms(loss, lscale, grad, gscale), rows, reduction, grad_output,
                               None)
     return _returned(res, return_grad, details=details)

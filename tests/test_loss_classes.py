@@ -33,6 +33,11 @@ CLASSES = [
     (fx.BCEWithLogitsLoss, fx.binary_cross_entropy_with_logits, (X, T),
      {"weight": (None, np.array([[0.5], [2.0], [3.0]])), "pos_weight": (None, np.array([3.0, 0.5, 1.0])),
       "reduction": ("mean", "none"), "n_threads": (None, 2)}),
+    (fx.KLDivLoss, fx.kl_div, (np.log(P), T),
+     {"reduction": ("mean", "batchmean"), "log_target": (False, True), "n_threads": (None, 2)}),
+    (fx.SigmoidFocalLoss, fx.sigmoid_focal_loss, (X, T),
+     {"alpha": (0.25, -1.0), "gamma": (2.0, 0.5), "reduction": ("none", "sum"),
+      "n_threads": (None, 2)}),
 ]
 IDS = [c[0].__name__ for c in CLASSES]
 
@@ -45,9 +50,13 @@ BAD = {
     "axis": ("1", TypeError),
     "n_threads": (0, ValueError),
     "pos_weight": (np.array(["x"]), TypeError),
+    "log_target": ("yes", TypeError),
+    "alpha": ("0.25", TypeError),
+    "gamma": (-1.0, ValueError),
 }
 MORE_BAD = {"reduction": [None, "Mean", 1], "label_smoothing": [True, "0.1", -0.1, None],
-            "n_threads": [True, 1.5, -2], "ignore_index": [True, None, 2**64], "axis": [1.0, True]}
+            "n_threads": [True, 1.5, -2], "ignore_index": [True, None, 2**64], "axis": [1.0, True],
+            "log_target": [1, None], "alpha": [True, np.inf, None], "gamma": [True, np.nan, "2"]}
 CLASS_WEIGHT_BAD = [2.0, np.ones((1, 3))]          # a class weight is 1-D
 
 

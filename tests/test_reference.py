@@ -351,3 +351,45 @@ def test_sigmoid_focal_loss_against_torch(torch, rng, alpha, gamma, reduction):
         torch, lambda z: _torchvision_focal(torch, z, _t(torch, t), alpha, gamma, reduction), x, go)
     assert_close(loss, t_loss, rtol=1e-12, atol=1e-15)
     assert_close(grad, t_grad, rtol=1e-11, atol=1e-15)
+
+
+def _torch_distillation(torch, s, t, T, axis, reduction):
+    """PyTorch's distillation recipe: kl_div of the softened log-softmaxes, times T**2."""
+    F = torch.nn.functional
+    dim = ref.class_axis(axis, s.dim())
+    return F.kl_div(F.log_softmax(s / T, dim), F.log_softmax(t / T, dim), reduction=reduction,
+                    log_target=True) * T * T
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")   # PyTorch's advice
+@pytest.mark.parametrize("reduction", ["batchmean", "sum", "mean", "none"])
+@pytest.mark.parametrize("shape, axis, T", [((4, 5), None, 1.0), ((4, 5), None, 2.5),
+                                            ((3, 4, 2), None, 0.7), ((2, 3, 6), -1, 4.0),
+                                            ((6,), None, 2.0)])
+def test_distillation_loss_against_torch(torch, rng, shape, axis, T, reduction):
+    s, t = 3.0 * rng.standard_normal(shape), 3.0 * rng.standard_normal(shape)
+    go = upstream(rng, reduction, shape)
+    loss, grad = ref.distillation_loss(s, t, temperature=T, axis=axis, reduction=reduction,
+                                       return_grad=True, grad_output=go)
+    t_loss, t_grad, _, _ = _torch_derivatives(
+        torch, lambda z: _torch_distillation(torch, z, _t(torch, t), T, axis, reduction), s, go)
+    assert_close(loss, t_loss, rtol=1e-12, atol=1e-14)
+    assert_close(grad, t_grad, rtol=1e-11, atol=1e-14)
+
+
+def test_distillation_reference_masked_classes(torch):
+    """A class of teacher probability 0 adds 0 to the loss, even where the
+    student's log-probability is -inf (PyTorch's recipe: NaN); elsewhere the
+    recipe's values."""
+    s = np.array([[1.0, -np.inf, 0.5, 2.0], [0.0, 1.0, 2.0, 3.0]])
+    t = np.array([[2.0, -np.inf, -np.inf, 1.0], [1.0, 0.0, -1.0, 2.0]])
+    loss, grad = ref.distillation_loss(s, t, temperature=2.0, reduction="none", return_grad=True)
+    assert loss[0, 1] == 0.0 and loss[0, 2] == 0.0 and np.isfinite(loss).all()
+    recipe = _torch_distillation(torch, _t(torch, s), _t(torch, t), 2.0, None, "none").numpy()
+    assert np.isnan(recipe[0, 1])
+    keep = np.isfinite(recipe)
+    assert_close(loss[keep], recipe[keep], rtol=1e-13, atol=1e-15)
+    s_fin = np.where(np.isfinite(s), s, -500.0)       # the same but finite: gradients agree
+    _, g_fin = ref.distillation_loss(s_fin, t, temperature=2.0, return_grad=True)
+    _, g = ref.distillation_loss(s, t, temperature=2.0, return_grad=True)
+    assert_close(g, g_fin, rtol=1e-12, atol=1e-12)

@@ -38,3 +38,7 @@ def test_typing_usage(tmp_path):
 
 def test_typing_usage_binary(tmp_path):
     _mypy(os.path.join(HERE, "typing_usage_binary.py"), tmp_path)
+
+
+def test_typing_usage_family(tmp_path):
+    _mypy(os.path.join(HERE, "typing_usage_family.py"), tmp_path)

@@ -151,3 +151,43 @@ def test_bench_rejects_bad_threads():
     res = _run_module("bench", "--threads", "0")
     assert res.returncode == 2
     assert "--threads" in res.stderr
+
+
+def _family_cases():
+    for wl in WORKLOADS:
+        for op in wl.family:
+            function, grad, _ = _workloads.OPS[op]
+            for dtype in wl.dtypes:
+                yield wl, dtype, function, grad
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("wl, dtype, function, grad",
+                         [pytest.param(*c, id=f"{c[0].name}-{c[1]}-{c[2]}-{c[3]}")
+                          for c in _family_cases()])
+def test_family_twins_agree_with_reference_and_fastxent(wl, dtype, function, grad, reduction):
+    """The bench's distillation (W1) and focal (W4) ops: the NumPy twin against
+    the float64 reference at the bench's tolerance, fastxent against the twin."""
+    x, t = wl.make(dtype, tiny=True)
+    got = _workloads.runner("numpy", function, wl, x, t, reduction=reduction, return_grad=grad)()
+    options = dict(_workloads.FAMILY_OPTIONS[function],
+                   reduction=_workloads.family_reduction(function, reduction), return_grad=grad)
+    if function == "distillation_loss":
+        want = ref.distillation_loss(x, _workloads.teacher_logits(x), axis=wl.axis, **options)
+    else:
+        want = ref.sigmoid_focal_loss(x, t, **options)
+    rtol = _workloads.tolerance(x.dtype)
+    for a, b in zip(*((got, want) if grad else ((got,), (want,)))):
+        assert np.asarray(a).dtype == x.dtype
+        assert_close(a, b, rtol=rtol, atol=rtol * float(np.max(np.abs(b), initial=0.0)))
+    assert disagreement(function, wl, x, t, reduction=reduction, return_grad=grad,
+                        n_threads=2) is None
+
+
+def test_family_ops_are_on_w1_and_w4():
+    assert _workloads.get("W1").family == ("distill", "distill+grad")
+    assert _workloads.get("W4").family == ("focal", "focal+grad")
+    for op in ("distill", "distill+grad"):
+        assert op in _workloads.get("W1").ops and _workloads.op_available(_workloads.get("W1"), op)
+    for op in ("focal", "focal+grad"):
+        assert op in _workloads.get("W4").ops and _workloads.op_available(_workloads.get("W4"), op)

@@ -31,3 +31,14 @@ loss_fn(logits, labels, weights)  # error
 loss_fn(logits, labels, True)  # error
 fastxent.BCEWithLogitsLoss().pos_wieght = weights  # error
 fastxent.NLLLoss().reduction = "average"  # error
+
+fastxent.kl_div(logits, logits, reduction="avg")  # error
+fastxent.kl_div(logits, logits, log_taget=True)  # error
+fastxent.distillation_loss(logits, logits, reduction="elementwise_mean")  # error
+fastxent.distillation_loss(logits, logits, temprature=2.0)  # error
+fastxent.sigmoid_focal_loss(logits, logits, reduction="batchmean")  # error
+fastxent.sigmoid_focal_loss(logits, logits, gamma="2")  # error
+kl_fn = fastxent.KLDivLoss()
+kl_fn.reduction = "avg"  # error
+focal_fn = fastxent.SigmoidFocalLoss()
+focal_fn.gama = 2.0  # error

@@ -13,6 +13,9 @@ from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softma
 from ._class_slice import cross_entropy_class_slice
 from ._linear import linear_cross_entropy
 from ._modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+from ._kl import distillation_loss, kl_div
+from ._focal import sigmoid_focal_loss
+from ._family_modules import KLDivLoss, SigmoidFocalLoss
 
 __all__ = [
     "__version__",
@@ -29,6 +32,11 @@ __all__ = [
     "NLLLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "kl_div",
+    "distillation_loss",
+    "sigmoid_focal_loss",
+    "KLDivLoss",
+    "SigmoidFocalLoss",
     "get_num_threads",
     "set_num_threads",
     "get_include",

@@ -40,6 +40,61 @@ def check_reduction(reduction: Any, name: str = "reduction") -> str:
     return reduction
 
 
+KL_REDUCTIONS = ("mean", "batchmean", "sum", "none")
+
+
+def check_kl_reduction(reduction: Any, name: str = "reduction") -> str:
+    """The reduction of kl_div and distillation_loss: PyTorch's four."""
+    if type(reduction) is not str or reduction not in KL_REDUCTIONS:
+        raise ValueError(f"{name} must be one of 'mean', 'batchmean', 'sum', 'none', got {reduction!r}")
+    return reduction
+
+
+def kl_denominator(reduction: str, shape: tuple, size: int) -> float:
+    """What a kl_div-style reduction divides the sum by, as PyTorch: the element
+    count for "mean", the first axis for "batchmean" (1 for a 0-d input), 1 else."""
+    if reduction == "mean":
+        return float(size)
+    if reduction == "batchmean":
+        return float(shape[0]) if shape else 1.0
+    return 1.0
+
+
+def check_real(value: Any, name: str, what: str) -> float:
+    """A finite real number (not a bool, not a string); ``what`` says what is
+    expected, in the messages."""
+    if type(value) is float:
+        v = value
+    elif isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        v = float(value)
+    else:
+        raise TypeError(f"{name} must be {what}, got {value!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return v
+
+
+def check_temperature(value: Any, name: str = "temperature") -> float:
+    """The distillation temperature: a finite real number > 0."""
+    v = check_real(value, name, "a finite number > 0")
+    if not v > 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def check_focal_alpha(value: Any, name: str = "alpha") -> float:
+    """The focal loss's alpha: a finite real number (< 0 turns the weighting off)."""
+    return check_real(value, name, "a finite number (negative: no weighting)")
+
+
+def check_focal_gamma(value: Any, name: str = "gamma") -> float:
+    """The focal loss's gamma: a finite real number >= 0."""
+    v = check_real(value, name, "a finite number >= 0")
+    if not v >= 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
 def check_label_smoothing(label_smoothing: Any, name: str = "label_smoothing") -> float:
     """A real number in [0, 1]; a bool or a string is a TypeError, not a number."""
     if type(label_smoothing) is float:

@@ -10,7 +10,8 @@ same arguments as fastxent's functions, minus ``weight``, ``ignore_index``,
 ``label_smoothing``, ``grad_output``, ``out`` and ``n_threads``.  The second-order
 twins (``return_hessian=True``, ``cross_entropy_hvp``) follow SPEC.md's version 0.2
 ("Sample weights and second order") ahead of fastxent: the bench times them as soon
-as fastxent has the same functions.  The bench judges
+as fastxent has the same functions; ``distillation_loss`` and ``sigmoid_focal_loss``
+("More of the family") write out PyTorch's and torchvision's formulas.  The bench judges
 fastxent by them, so tests/test_workloads.py checks them against the tests' float64
 oracle (tests/reference.py); they are no oracle themselves.
 """
@@ -185,4 +186,63 @@ def binary_cross_entropy(input, target, *, reduction="mean", return_grad=False):
     if not return_grad:
         return loss
     grad = (p - t) / np.maximum(p * (one - p), p.dtype.type(1e-12))
+    return _with_grad(loss, grad, scale)
+
+
+def _kl_reduce(elem: np.ndarray, reduction: str):
+    """A kl_div-style reduction (PyTorch's "batchmean": the sum over the first
+    axis' length) and the factor its gradient is scaled by."""
+    if reduction == "batchmean":
+        n = elem.shape[0] if elem.ndim else 1
+        return elem.dtype.type(elem.sum() / n), 1.0 / max(n, 1)
+    return _reduce(elem, reduction)
+
+
+def distillation_loss(student_logits, teacher_logits, *, temperature=1.0, axis=None,
+                      reduction="batchmean", return_grad=False):
+    """PyTorch's recipe ``kl_div(log_softmax(s / T), log_softmax(t / T),
+    log_target=True) * T**2`` in NumPy: elementwise ``T**2 p_t (lp_t - lp_s)``,
+    gradient ``T (p_s - p_t)``."""
+    s, t = np.asarray(student_logits), np.asarray(teacher_logits)
+    ax = _class_axis(s, axis)
+    T = s.dtype.type(temperature)
+    lp_s = log_softmax(s / T, axis=ax)
+    lp_t = log_softmax(t.astype(s.dtype, copy=False) / T, axis=ax)
+    p_t = np.exp(lp_t)
+    elem = np.subtract(lp_t, lp_s, out=lp_t)
+    elem *= p_t
+    elem *= T * T
+    loss, scale = _kl_reduce(elem, reduction)
+    if not return_grad:
+        return loss
+    grad = np.exp(lp_s, out=lp_s)                          # p_s
+    grad -= p_t
+    grad *= T
+    return _with_grad(loss, grad, scale)
+
+
+def sigmoid_focal_loss(input, target, *, alpha=0.25, gamma=2.0, reduction="none",
+                       return_grad=False):
+    """torchvision's formula in NumPy: ``a_t ce (1 - p_t) ** gamma`` with ``ce``
+    binary cross-entropy with logits (``a_t`` = 1 for alpha < 0)."""
+    x = np.asarray(input)
+    t = np.asarray(target).astype(x.dtype, copy=False)
+    one = x.dtype.type(1)
+    softplus = np.logaddexp(x.dtype.type(0), x)            # -log(1 - sigmoid(x))
+    ce = softplus - t * x
+    p = np.exp(x - softplus)                               # sigmoid(x)
+    m = p * (one - t) + (one - p) * t                      # 1 - p_t
+    mod = m ** x.dtype.type(gamma)
+    a_t = alpha * t + (1 - alpha) * (one - t) if alpha >= 0 else None
+    loss = ce * mod
+    if a_t is not None:
+        loss *= a_t
+    loss, scale = _reduce(loss, reduction)
+    if not return_grad:
+        return loss
+    grad = (p - t) * mod
+    if gamma:
+        grad += ce * (gamma * m ** x.dtype.type(gamma - 1)) * p * (one - p) * (one - 2 * t)
+    if a_t is not None:
+        grad *= a_t
     return _with_grad(loss, grad, scale)

@@ -281,6 +281,10 @@ sklearn: sklearn._loss's HalfMultinomialLoss / HalfBinomialLoss loss (then the m
 and gradient_hessian (no loss) at n_threads=n: per-sample losses, the gradient not divided by N.
 torch fwd+bwd: fastxent.torch's loss on tensors, forward and backward(), against
 torch.nn.functional's (the fastxent column is the adapter's time).
+distill, distill+grad (W1): distillation_loss at T = 2, reduction 'batchmean', the teacher's
+logits the student's rolled by one sample; torch: F.kl_div of two F.log_softmax, times T**2.
+focal, focal+grad (W4): sigmoid_focal_loss, alpha 0.25, gamma 2, reduction 'mean'; torch:
+torchvision's formula (torchvision.ops.sigmoid_focal_loss where it imports).
 /copy, /read, /exp: fastxent's time over the workload's floors (NumPy, one thread, this run):
 copy = np.copyto of the logits (W4: np.subtract(x, t, out=), read 2 write 1); read = the faster
 of np.max and np.add.reduce of the logits into a scalar (W4: of logits and targets);

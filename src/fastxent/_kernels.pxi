@@ -4,3 +4,5 @@
 include "_common.pxi"
 include "_xent.pxi"
 include "_bce.pxi"
+include "_kl.pxi"
+include "_focal.pxi"

@@ -64,3 +64,18 @@ def bce(*, logits: bool, x: _Real, t: _Real, w: Optional[_Real],
         grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
         n_threads: int) -> tuple[float, int, int]:
     """Binary cross-entropy; (loss sum, n_bad_x, n_bad_t)."""
+
+def kl_div(*, x: _Real, t: _Real, log_target: bool, loss_out: Optional[_Real],
+           grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
+           n_threads: int) -> float:
+    """kl_div of log-probabilities x against t (log_target: log-probabilities); the loss sum."""
+
+def distill(*, s: _Real, t: _Real, n_outer: int, C: int, inner: int, temperature: float,
+            loss_out: Optional[_Real], grad: Optional[_Real], gout: Optional[_Float64],
+            gscale: float, n_threads: int) -> float:
+    """T^2 KL(softmax(t / T) || softmax(s / T)) over an (n_outer, C, inner) layout; the loss sum."""
+
+def focal(*, x: _Real, t: _Real, alpha: float, gamma: float, loss_out: Optional[_Real],
+          grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
+          n_threads: int) -> tuple[float, int]:
+    """The sigmoid focal loss; (loss sum, targets outside [0, 1])."""

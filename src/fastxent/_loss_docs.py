@@ -1,7 +1,7 @@
 """The docstrings of the loss classes' calls, made from one template.
 
-``loss_fn(input, target, ...)`` runs ``_modules._Loss.__call__`` for all four
-classes.  Each class gets that function under a docstring of its own, so that
+``loss_fn(input, target, ...)`` runs ``_modules._Loss.__call__`` for every loss
+class.  Each class gets that function under a docstring of its own, so that
 ``help(fastxent.NLLLoss.__call__)`` and the API reference say what the call of
 that class takes, returns and raises, with an example.  The shared parts
 (``return_grad``, ``grad_output``, ``out``, the returns) are written once, in
@@ -149,6 +149,42 @@ array([[0.1269, 0.3133, 0.9741],
 >>> grad.round(4)
 array([[-0.1192,  0.2689,  0.6225],
        [ 0.5   , -0.0474, -0.8808]])"""),
+    "KLDivLoss": dict(
+        function="fastxent.kl_div",
+        input="""Log-probabilities, any shape: float32, float64 or float16 (computed
+    in float32).""",
+        target="""Probabilities (log-probabilities with ``log_target``), ``input``'s
+    shape, any real dtype.""",
+        none_shape="of ``input``'s shape",
+        type_errors="If ``input`` is not floating, or ``target`` is not real.",
+        value_errors="If ``target``'s shape is not ``input``'s.",
+        examples=""">>> import numpy as np, fastxent
+>>> loss_fn = fastxent.KLDivLoss(reduction="batchmean")
+>>> logp = np.log([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])
+>>> loss, grad = loss_fn(logp, np.array([[0.5, 0.5, 0.0], [0.2, 0.5, 0.3]]), return_grad=True)
+>>> round(float(loss), 4)
+0.1687
+>>> grad
+array([[-0.25, -0.25, -0.  ],
+       [-0.1 , -0.25, -0.15]])"""),
+    "SigmoidFocalLoss": dict(
+        function="fastxent.sigmoid_focal_loss",
+        input="Logits, any shape: float32, float64 or float16 (computed in float32).",
+        target="Targets in ``[0, 1]``, ``input``'s shape, any real dtype.",
+        none_shape="of ``input``'s shape",
+        out_note=""", except for the ``[0, 1]`` check of the
+    targets, made in the kernel's one pass""",
+        type_errors="If ``input`` is not floating, or ``target`` is not real.",
+        value_errors="""If a target is outside ``[0, 1]`` or NaN (the message says how many
+    and where the first is), or ``target``'s shape is not ``input``'s.""",
+        examples=""">>> import numpy as np, fastxent
+>>> loss_fn = fastxent.SigmoidFocalLoss(reduction="mean")
+>>> loss, grad = loss_fn(np.array([3.0, -1.0, 0.5, -4.0]), [1.0, 0.0, 1.0, 1.0],
+...                      return_grad=True)
+>>> round(float(loss), 4)
+0.2507
+>>> grad.round(4)
+array([-0.    ,  0.0099, -0.0086, -0.0679])"""),
 }
 
 

@@ -7,12 +7,17 @@ library has no such call:
 
 - torch: ``torch.nn.functional.cross_entropy`` /
   ``binary_cross_entropy_with_logits`` (forward; with the gradient, forward and
-  ``backward()``), ``torch.logsumexp``.  No second order (autograd's Hessian is
+  ``backward()``), ``torch.logsumexp``; for the family's ops, PyTorch's
+  distillation recipe (``kl_div`` of two ``log_softmax``) and
+  ``torchvision.ops.sigmoid_focal_loss`` (its formula in torch where
+  torchvision is not installed).  No second order (autograd's Hessian is
   not what a user of this would call).
 - jax: ``jax.jit`` of optax's ``softmax_cross_entropy_with_integer_labels`` /
   ``sigmoid_binary_cross_entropy`` (mean), of ``jax.value_and_grad`` of it, of
   ``jax.nn.logsumexp``, and the Hessian-vector product as ``jax.jvp`` of
-  ``jax.grad``; each call waits for its result.
+  ``jax.grad``; each call waits for its result.  The family's ops: optax's
+  ``kl_divergence`` of ``jax.nn.log_softmax`` against ``jax.nn.softmax``
+  (distillation) and ``sigmoid_focal_loss``.
 - sklearn: ``sklearn._loss``'s ``HalfMultinomialLoss`` / ``HalfBinomialLoss``:
   ``loss`` (then its mean), ``loss_gradient`` and ``gradient_hessian``, as they
   are: per-sample losses and an unscaled gradient (scikit-learn's estimators
@@ -40,7 +45,7 @@ import importlib
 
 import numpy as np
 
-from ._workloads import ADAPTER_OPS, OPS, torch_runner
+from ._workloads import ADAPTER_OPS, FAMILY_OPTIONS, OPS, teacher_logits, torch_runner
 
 PEERS = ("torch", "jax", "sklearn")
 # What must import for each peer's column.
@@ -185,7 +190,17 @@ def _jax_call(function, grad, hess, wl, x, target, v):
         f = jax.jit(lambda a: jax.nn.logsumexp(a, axis=wl.axis))
         return lambda: jax.block_until_ready(f(xj))
     tj = jnp.asarray(target)
-    if wl.binary:
+    if function == "distillation_loss":                    # batchmean, as the bench's runner
+        T = FAMILY_OPTIONS[function]["temperature"]
+        p_t = jax.nn.softmax(jnp.asarray(teacher_logits(x)) / T, axis=wl.axis)
+
+        def loss(a):
+            lp_s = jax.nn.log_softmax(a / T, axis=wl.axis)
+            return T * T * optax.kl_divergence(lp_s, p_t, axis=wl.axis).sum() / a.shape[0]
+    elif function == "sigmoid_focal_loss":
+        def loss(a):
+            return optax.sigmoid_focal_loss(a, tj, **FAMILY_OPTIONS[function]).mean()
+    elif wl.binary:
         def loss(a):
             return optax.sigmoid_binary_cross_entropy(a, tj).mean()
     else:

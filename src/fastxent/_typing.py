@@ -45,6 +45,8 @@ Loss = Union[Scalar, Array]
 LossAndGrad = Tuple[Loss, Array]
 Reduction = Literal["mean", "sum", "none"]
 Reduced = Literal["mean", "sum"]
+KLReduction = Literal["mean", "batchmean", "sum", "none"]
+KLReduced = Literal["mean", "batchmean", "sum"]
 
 
 class GradOptions(TypedDict, total=False):
@@ -65,3 +67,17 @@ class CrossEntropyOptions(NLLOptions, total=False):
 
 class BCEWithLogitsOptions(GradOptions, total=False):
     pos_weight: Optional[ArrayInput]
+
+
+class KLDivOptions(GradOptions, total=False):
+    log_target: bool
+
+
+class DistillationOptions(GradOptions, total=False):
+    temperature: float
+    axis: Optional[int]
+
+
+class FocalOptions(GradOptions, total=False):
+    alpha: float
+    gamma: float

@@ -22,7 +22,8 @@ import numpy as np
 from . import _baseline
 
 # The public functions, by the arguments they take.
-LOSSES = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+LOSSES = ("cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+          "distillation_loss", "sigmoid_focal_loss")
 NORMALIZERS = ("logsumexp", "softmax", "log_softmax")
 # What each op of a workload calls: the function (None: the workload's loss
 # function), whether the gradient is returned and whether the Hessian is.
@@ -36,7 +37,16 @@ OPS = {
     # second order (SPEC.md version 0.2): timed where fastxent has them
     "loss+grad+hess": (None, True, True),
     "hvp": ("cross_entropy_hvp", False, False),
+    # more of the family (SPEC.md): W1 as a student's logits, W4 as a detector's
+    "distill": ("distillation_loss", False, False),
+    "distill+grad": ("distillation_loss", True, False),
+    "focal": ("sigmoid_focal_loss", False, False),
+    "focal+grad": ("sigmoid_focal_loss", True, False),
 }
+# The options the bench runs them with (the teacher's logits: see teacher_logits):
+# a usual distillation temperature, torchvision's defaults.
+FAMILY_OPTIONS = {"distillation_loss": {"temperature": 2.0},
+                  "sigmoid_focal_loss": {"alpha": 0.25, "gamma": 2.0}}
 # The ops that run through an adapter, and the implementation they run.
 ADAPTER_OPS = {"torch fwd+bwd": "fastxent.torch"}
 SECOND_ORDER_OPS = ("loss+grad+hess", "hvp")
@@ -53,6 +63,7 @@ class Workload:
     quick: bool = True           # part of `bench --quick`
     adapters: bool = False       # also time the adapter ops (ADAPTER_OPS)
     second_order: bool = False   # also time SECOND_ORDER_OPS (where fastxent has them)
+    family: tuple = ()           # also time these ops of the family (OPS)
 
     axis = 1                     # the class axis of a multi-class workload
 
@@ -65,7 +76,7 @@ class Workload:
         ops: tuple[str, ...] = ("loss", "loss+grad") if self.binary else ("loss", "loss+grad", "logsumexp")
         if self.second_order:
             ops += ("loss+grad+hess",) if self.binary else SECOND_ORDER_OPS
-        return ops + (tuple(ADAPTER_OPS) if self.adapters else ())
+        return ops + self.family + (tuple(ADAPTER_OPS) if self.adapters else ())
 
     def function(self, op: str) -> str:
         return OPS[op][0] or self.loss_function
@@ -122,11 +133,11 @@ class Workload:
 
 WORKLOADS = (
     Workload("W1", "classification, 1000 classes", (8192, 1000), (64, 100), ("float32", "float64"),
-             adapters=True, second_order=True),
+             adapters=True, second_order=True, family=("distill", "distill+grad")),
     Workload("W2", "many samples, 10 classes", (262144, 10), (512, 10), second_order=True),
     Workload("W3", "LLM vocabulary, 263 MB of logits", (512, 128256), (4, 3000), quick=False),
     Workload("W4", "binary, 4M logits", (4_000_000,), (1000,), ("float32", "float64"), binary=True,
-             second_order=True),
+             second_order=True, family=("focal", "focal+grad")),
     Workload("W5", "segmentation, class axis 1", (16, 21, 128, 128), (2, 21, 8, 8)),
 )
 
@@ -194,12 +205,28 @@ def runner(impl, function, wl, x, target=None, *, reduction="mean", return_grad=
         return lambda: f(x, target, v, **kw)
     if function not in LOSSES:
         raise ValueError(f"unknown function {function!r}")
-    kw.update(reduction=reduction, return_grad=return_grad)
+    kw.update(reduction=family_reduction(function, reduction), return_grad=return_grad,
+              **FAMILY_OPTIONS.get(function, {}))
     if return_hessian:
         kw["return_hessian"] = True
     if not wl.binary:
         kw["axis"] = wl.axis
+    if function == "distillation_loss":
+        target = teacher_logits(x)
     return lambda: f(x, target, **kw)
+
+
+def teacher_logits(x):
+    """The teacher's logits of the distillation ops: the student's (the
+    workload's logits) of the previous sample, ``np.roll`` by one along the
+    batch axis: the same distribution, and no data of their own to keep."""
+    return np.roll(x, 1, axis=0)
+
+
+def family_reduction(function, reduction):
+    """The reduction a call runs with: the bench's "mean" is "batchmean" for
+    distillation_loss (its default; "mean" would also divide by the classes)."""
+    return "batchmean" if function == "distillation_loss" and reduction == "mean" else reduction
 
 
 def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=False):
@@ -215,8 +242,11 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
     if function == "logsumexp":
         return lambda: torch.logsumexp(xt, dim=wl.axis)
     fn = {"cross_entropy": F.cross_entropy,
-          "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits}[function]
-    tt = torch.from_numpy(target)
+          "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+          "distillation_loss": _torch_distillation(torch, wl.axis),
+          "sigmoid_focal_loss": _torch_focal(torch)}[function]
+    reduction = family_reduction(function, reduction)
+    tt = torch.from_numpy(teacher_logits(x) if function == "distillation_loss" else target)
     if not return_grad:
         return lambda: fn(xt, tt, reduction=reduction)
     xg = torch.from_numpy(x).requires_grad_()
@@ -227,6 +257,39 @@ def torch_runner(function, wl, x, target=None, *, reduction="mean", return_grad=
         loss.backward(None if reduction != "none" else torch.ones_like(loss))
         return loss, xg.grad
     return forward_backward
+
+
+def _torch_distillation(torch, dim):
+    """PyTorch's distillation recipe, as its users write it."""
+    F = torch.nn.functional
+    T = FAMILY_OPTIONS["distillation_loss"]["temperature"]
+
+    def distillation_loss(s, t, reduction):
+        return F.kl_div(F.log_softmax(s / T, dim), F.log_softmax(t / T, dim),
+                        reduction=reduction, log_target=True) * (T * T)
+    return distillation_loss
+
+
+def _torch_focal(torch):
+    """torchvision.ops.sigmoid_focal_loss where torchvision imports, else its
+    formula in torch (the same operations)."""
+    alpha, gamma = FAMILY_OPTIONS["sigmoid_focal_loss"]["alpha"], FAMILY_OPTIONS["sigmoid_focal_loss"]["gamma"]
+    try:
+        from torchvision.ops import sigmoid_focal_loss as tv  # type: ignore[import-not-found]
+    except ImportError:
+        tv = None
+    if tv is not None:
+        return lambda x, t, reduction: tv(x, t, alpha=alpha, gamma=gamma, reduction=reduction)
+    F = torch.nn.functional
+
+    def sigmoid_focal_loss(x, t, reduction):
+        p = torch.sigmoid(x)
+        ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+        p_t = p * t + (1 - p) * (1 - t)
+        loss = ce * ((1 - p_t) ** gamma)
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+        return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+    return sigmoid_focal_loss
 
 
 def _torch_adapter_runner(function, wl, x, target, *, reduction="mean", n_threads=None):

@@ -147,3 +147,60 @@ cdef extern from "fx_bce.h" nogil:
     # n_bad[1]: probabilities of x and t outside [0, 1] (0 with logits).
     double fx_bce_block_f(const fx_bce_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
     double fx_bce_block_d(const fx_bce_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
+
+
+cdef extern from "fx_kl.h" nogil:
+    # One call of kl_div (elementwise): x log-probabilities, t probabilities
+    # (or log-probabilities with log_target).
+    ctypedef struct fx_kl_args:
+        Py_ssize_t n            # elements
+        const void *x           # REAL [n]
+        const void *t           # REAL [n]
+        int log_target
+        void *loss              # REAL [n], or NULL
+        void *grad              # REAL [n], or NULL
+        const double *gout      # [n] per-element factor of the gradient, or NULL
+        double gscale
+
+    Py_ssize_t fx_kl_nblocks(const fx_kl_args *A)
+    # Block b (FX_BCE_BLOCK elements): per-element losses and gradient; returns
+    # the block's loss sum.
+    double fx_kl_block_f(const fx_kl_args *A, Py_ssize_t b)
+    double fx_kl_block_d(const fx_kl_args *A, Py_ssize_t b)
+
+    # One call of the distillation loss, T^2 KL(softmax(t / T) || softmax(s / T))
+    # per sample, over the layout of fx_layout (blocks: fx_nblocks).
+    ctypedef struct fx_distill_args:
+        fx_layout shape
+        const void *s           # REAL: student logits
+        const void *t           # REAL: teacher logits, like s
+        double temperature      # T > 0
+        void *loss              # REAL like s: per-element losses, or NULL
+        void *grad              # REAL like s, or NULL
+        const double *gout      # like s: per-element factor of the gradient, or NULL
+        double gscale
+
+    # Block b (fx_block_at): the gradient and per-element losses of its samples;
+    # returns the sum of their losses.
+    double fx_distill_block_f(const fx_distill_args *A, Py_ssize_t b)
+    double fx_distill_block_d(const fx_distill_args *A, Py_ssize_t b)
+
+
+cdef extern from "fx_focal.h" nogil:
+    # One call of the sigmoid focal loss (torchvision's): x logits, t targets.
+    ctypedef struct fx_focal_args:
+        Py_ssize_t n            # elements
+        const void *x           # REAL [n]
+        const void *t           # REAL [n], in [0, 1]
+        double alpha            # < 0: no weighting
+        double gamma            # >= 0
+        void *loss              # REAL [n], or NULL
+        void *grad              # REAL [n], or NULL
+        const double *gout      # [n] per-element factor of the gradient, or NULL
+        double gscale
+
+    Py_ssize_t fx_focal_nblocks(const fx_focal_args *A)
+    # Block b (FX_BCE_BLOCK elements): per-element losses and gradient, the
+    # block's loss sum; *n_bad: targets outside [0, 1] (NaN included).
+    double fx_focal_block_f(const fx_focal_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
+    double fx_focal_block_d(const fx_focal_args *A, Py_ssize_t b, Py_ssize_t *n_bad)
