@@ -8,6 +8,12 @@
  * logsumexp([0, -40]) is 4.25e-18, not 0.  Only such samples pay for the second
  * sweep (in a tile, one lane's need sweeps the tile); softmax needs only 1 / S,
  * which is precise without it.
+ *
+ * logsumexp's weights b (scipy's b=) enter the same sweep: the max is taken
+ * over the entries of nonzero weight, each exponential is multiplied by its
+ * weight, and the sums are always the precise ones (fx_log_abs_sum), so a
+ * weighted sample is read once.  The sum may be negative: its sign goes to
+ * A->sign, or makes the result NaN (fx_lse_finish).
  */
 
 /* fx_lse_wants_precise's bound on the result: the plain double sum of C terms
@@ -42,24 +48,27 @@ static inline void FX_SFX(fx_lse_tile_refine)(const fx_lse_args *A, const REAL *
 }
 
 /* A tile of positions (lanes) [0, T), samples n0 .. n0 + T - 1, class c of lane
-   l at x[c * stride + l] and out[c * stride + l]. */
-static FX_INLINE void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, REAL *out, Py_ssize_t stride,
-                                Py_ssize_t T, Py_ssize_t n0)
+   l at x[c * stride + l], b[c * stride + l] (b may be NULL) and out[c * stride + l]. */
+static FX_INLINE void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, const REAL *b, REAL *out,
+                                Py_ssize_t stride, Py_ssize_t T, Py_ssize_t n0)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE];
-    double lse[FX_TILE], log_s[FX_TILE];
+    double lse[FX_TILE], log_s[FX_TILE], sgn[FX_TILE];
     const int softmax = A->mode == FX_SOFTMAX;
     Py_ssize_t c, l;
     int any_odd = 0;
-    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m, sh, log_s, softmax ? out : NULL, 0, 0);
-    if (!softmax) FX_SFX(fx_lse_tile_refine)(A, x, T, stride, m, sh, log_s);
+    for (l = 0; l < T; l++) sgn[l] = 1.0;
+    FX_SFX(fx_tile_stats_w)(x, b, T, A->shape.C, stride, m, sh, log_s, sgn, softmax ? out : NULL, 0);
+    if (!softmax && !b) FX_SFX(fx_lse_tile_refine)(A, x, T, stride, m, sh, log_s);
     for (l = 0; l < T; l++) {
-        lse[l] = fx_lse_finish((double)sh[l], log_s[l], isfinite(m[l]));
+        lse[l] = fx_lse_finish((double)sh[l], log_s[l], isfinite(m[l]), sgn[l], A->sign != NULL);
         f[l] = (REAL)fx_exp_d(-log_s[l]);
         any_odd |= !(lse[l] > -INFINITY && lse[l] < INFINITY);
     }
     if (A->lse)
         for (l = 0; l < T; l++) ((REAL *)A->lse)[n0 + l] = (REAL)lse[l];
+    if (A->sign)
+        for (l = 0; l < T; l++) ((REAL *)A->sign)[n0 + l] = (REAL)fx_lse_sign(log_s[l], sgn[l]);
     if (!out) return;
     for (c = 0; c < A->shape.C; c++) {
         const REAL *xc = x + c * stride;
@@ -99,14 +108,16 @@ static void FX_SFX(fx_lse_rows)(const fx_lse_args *A, fx_block k)
     Py_ssize_t C = A->shape.C;
     for (Py_ssize_t n = k.n0; n < k.n0 + k.count; n++) {
         const REAL *xr = (const REAL *)A->x + n * C;
+        const REAL *br = A->b ? (const REAL *)A->b + n * C : NULL;
         REAL *orow = A->out ? (REAL *)A->out + n * C : NULL;
         FX_SFX(fx_row) row;
-        FX_SFX(fx_row_stats)(xr, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, 0, 0);
-        if (fx_lse_wants_precise(row.M, row.log_s, row.finite, A->mode,
-                                 FX_SFX(fx_precise_bound)(C)))
+        FX_SFX(fx_row_stats_w)(xr, br, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, 0);
+        if (!br && fx_lse_wants_precise(row.M, row.log_s, row.finite, A->mode,
+                                        FX_SFX(fx_precise_bound)(C)))
             FX_SFX(fx_row_stats)(xr, C, &row, NULL, 1, 0);
-        double lse = fx_lse_finish(row.M, row.log_s, row.finite);
+        double lse = fx_lse_finish(row.M, row.log_s, row.finite, row.sgn, A->sign != NULL);
         if (A->lse) ((REAL *)A->lse)[n] = (REAL)lse;
+        if (A->sign) ((REAL *)A->sign)[n] = (REAL)fx_lse_sign(row.log_s, row.sgn);
         if (orow) FX_SFX(fx_lse_row_out)(A, &row, xr, orow, lse);
     }
 }
@@ -117,16 +128,18 @@ static void FX_SFX(fx_lse_block)(const fx_lse_args *A, Py_ssize_t b)
 {
     fx_block k = fx_block_at(&A->shape, b);
     Py_ssize_t C = A->shape.C;
-    const REAL *x = (const REAL *)A->x;
+    const REAL *x = (const REAL *)A->x, *wb = (const REAL *)A->b;   /* (b: the block) */
     REAL *out = (REAL *)A->out;
     if (A->shape.inner > 1) {
-        FX_SFX(fx_lse_tile)(A, x + k.x_off, out ? out + k.x_off : NULL, A->shape.inner, k.count, k.n0);
+        FX_SFX(fx_lse_tile)(A, x + k.x_off, wb ? wb + k.x_off : NULL, out ? out + k.x_off : NULL,
+                            A->shape.inner, k.count, k.n0);
     } else if (C <= FX_SMALL_C && C > 0) {  /* few classes: FX_TILE rows at a time, transposed */
-        REAL xt[FX_SMALL_C * FX_TILE], ot[FX_SMALL_C * FX_TILE];
+        REAL xt[FX_SMALL_C * FX_TILE], ot[FX_SMALL_C * FX_TILE], bt[FX_SMALL_C * FX_TILE];
         for (Py_ssize_t r0 = k.n0; r0 < k.n0 + k.count; r0 += FX_TILE) {
             Py_ssize_t T = k.n0 + k.count - r0 < FX_TILE ? k.n0 + k.count - r0 : FX_TILE;
             FX_SFX(fx_transpose)(x + r0 * C, T, C, C, xt, FX_TILE);
-            FX_SFX(fx_lse_tile)(A, xt, out ? ot : NULL, FX_TILE, T, r0);
+            if (wb) FX_SFX(fx_transpose)(wb + r0 * C, T, C, C, bt, FX_TILE);
+            FX_SFX(fx_lse_tile)(A, xt, wb ? bt : NULL, out ? ot : NULL, FX_TILE, T, r0);
             if (out) FX_SFX(fx_transpose)(ot, C, T, FX_TILE, out + r0 * C, C);
         }
     } else {

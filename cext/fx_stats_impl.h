@@ -51,6 +51,15 @@ static inline REAL FX_SFX(fx_chunk_max)(const REAL *restrict x, Py_ssize_t n)
     return m;
 }
 
+/* fx_chunk_max over the entries whose weight b[j] is not 0 (logsumexp's b=). */
+static inline REAL FX_SFX(fx_chunk_max_w)(const REAL *restrict x, const REAL *restrict b, Py_ssize_t n)
+{
+    REAL m = -(REAL)INFINITY;
+#pragma omp simd reduction(max:m)
+    for (Py_ssize_t j = 0; j < n; j++) m = b[j] != (REAL)0 && x[j] > m ? x[j] : m;
+    return m;
+}
+
 /* 1 when the softmax of x[0:n] is NaN throughout: a NaN, a +inf, or no entry
    above -inf; with softcap (every capped logit in [-cap, cap]) a NaN only. */
 static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n, REAL cap)
@@ -74,13 +83,14 @@ static inline REAL FX_SFX(fx_shift_of)(REAL m) { return isfinite(m) ? m : (REAL)
  * order; e_out (may be NULL) receives the exponentials.  With n_top (the
  * precise sums of logsumexp and log_softmax), entries equal to shift are left
  * out of the sum and counted in *n_top instead: their exponential is exactly
- * 1, and a sum dominated by it would round the other terms away.  With cap
- * (> 0) the terms are those of the soft-capped logits, capped into a buffer
- * FX_CAP_BLOCK at a time (the loop on the buffer is the plain one: a cap inside
- * the lanes' loop vectorizes poorly), whose sums are added in order.
+ * 1, and a sum dominated by it would round the other terms away.  With b
+ * (logsumexp's weights; n_top given, e_out NULL) the terms are b_j exp(..),
+ * *n_top adds the weights of the entries equal to shift, and a zero weight
+ * leaves its term out even where x is inf or NaN (as scipy).
  */
-static FX_INLINE double FX_SFX(fx_chunk_sumexp_plain)(const REAL *restrict x, Py_ssize_t n, REAL shift,
-                                                      REAL *restrict e_out, double *n_top)
+static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, const REAL *restrict b,
+                                              Py_ssize_t n, REAL shift, REAL *restrict e_out,
+                                              double *n_top)
 {
     double acc[FX_LANES], top[FX_LANES];
     Py_ssize_t j = 0;
@@ -90,28 +100,36 @@ static FX_INLINE double FX_SFX(fx_chunk_sumexp_plain)(const REAL *restrict x, Py
 #define FX_TOP_TERM(i, l)                                                      \
     { int t_ = x[i] == shift; REAL e = FX_SFX(fx_exp)(x[i] - shift);           \
       acc[l] += t_ ? 0.0 : (double)e; top[l] += t_ ? 1.0 : 0.0; }
+#define FX_WTOP_TERM(i, l)                                                     \
+    { int t_ = x[i] == shift; REAL e = FX_SFX(fx_exp)(x[i] - shift);           \
+      double v = b[i] != (REAL)0 ? (double)b[i] * (double)e : 0.0;             \
+      acc[l] += t_ ? 0.0 : v; top[l] += t_ ? v : 0.0; }
     if (e_out) { FX_LANE_LOOP(FX_STORE_TERM) }
+    else if (b) { FX_LANE_LOOP(FX_WTOP_TERM) }
     else if (n_top) { FX_LANE_LOOP(FX_TOP_TERM) }
     else { FX_LANE_LOOP(FX_SUM_TERM) }
 #undef FX_SUM_TERM
 #undef FX_STORE_TERM
 #undef FX_TOP_TERM
+#undef FX_WTOP_TERM
     double s = 0.0, tops = 0.0;
     for (int l = 0; l < FX_LANES; l++) { s += acc[l]; tops += top[l]; }
     if (n_top) *n_top = tops;
     return s;
 }
-static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, Py_ssize_t n, REAL shift,
-                                              REAL *restrict e_out, double *n_top, REAL cap)
+
+/* fx_chunk_sumexp of the soft-capped x[0:n] (cap > 0), capped into a buffer
+   FX_CAP_BLOCK at a time (the loop on the buffer is the plain one: a cap inside
+   the lanes' loop vectorizes poorly), whose sums are added in order. */
+static inline double FX_SFX(fx_chunk_sumexp_capped)(const REAL *restrict x, Py_ssize_t n, REAL shift,
+                                                     REAL *restrict e_out, REAL cap)
 {
-    if (cap == (REAL)0) return FX_SFX(fx_chunk_sumexp_plain)(x, n, shift, e_out, n_top);
-    /* soft-capped logits (cross-entropy: never n_top), FX_CAP_BLOCK at a time */
     REAL c[FX_CAP_BLOCK];
     double s = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_CAP_BLOCK) {
         Py_ssize_t len = n - j0 < FX_CAP_BLOCK ? n - j0 : FX_CAP_BLOCK;
         FX_SFX(fx_cap_block)(x + j0, len, cap, c);
-        s += FX_SFX(fx_chunk_sumexp_plain)(c, len, shift, e_out ? e_out + j0 : NULL, NULL);
+        s += FX_SFX(fx_chunk_sumexp)(c, NULL, len, shift, e_out ? e_out + j0 : NULL, NULL);
     }
     return s;
 }
@@ -145,7 +163,7 @@ static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const
                                              double *wq_sum, REAL cap)
 {
     if (cap == (REAL)0) return FX_SFX(fx_chunk_wq_dot_plain)(x, w, t, a, b, n, shift, wq_sum);
-    REAL c[FX_CAP_BLOCK];         /* as fx_chunk_sumexp */
+    REAL c[FX_CAP_BLOCK];         /* as fx_chunk_sumexp_capped */
     double d = 0.0, q;
     *wq_sum = 0.0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_CAP_BLOCK) {
@@ -196,14 +214,17 @@ typedef struct {
     Py_ssize_t K, nk;                /* chunk length and count (fx_chunk_at) */
     REAL shift[FX_MAX_CHUNKS];       /* a chunk's shift (fx_shift_of); -inf for a chunk of -inf */
     double M;                        /* the row max */
-    double log_s;                    /* log sum_j exp(x_j - M) (relative to 0 where M is not finite) */
+    double log_s;                    /* log sum_j exp(x_j - M) (relative to 0 where M is not finite);
+                                        with weights b, log |sum_j b_j exp(x_j - M)| */
+    double sgn;                      /* the sign of that sum (1 without weights) */
     int finite;                      /* M is finite */
 } FX_SFX(fx_row);
 
 /* log S of a row from its chunks' sums s[k] (relative to their shifts) and,
-   for precise sums, their counts top[k] of entries equal to the shift. */
-static FX_INLINE double FX_SFX(fx_row_log_s)(const FX_SFX(fx_row) *row, const double *s,
-                                          const double *top)
+   for precise sums, their counts top[k] of entries equal to the shift (their
+   weights, for weighted sums: then log |S| and row->sgn, S's sign). */
+static FX_INLINE double FX_SFX(fx_row_log_s)(FX_SFX(fx_row) *row, const double *s,
+                                          const double *top, int weighted)
 {
     double S = 0.0, ones = 0.0;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
@@ -215,15 +236,18 @@ static FX_INLINE double FX_SFX(fx_row_log_s)(const FX_SFX(fx_row) *row, const do
         if (top && (double)row->shift[k] == row->M) ones += top[k];
         else if (top) S += top[k] * f;
     }
+    row->sgn = 1.0;
+    if (weighted) return fx_log_abs_sum(ones, S, &row->sgn);
     /* precise: S holds every term but one exp(0) = 1, so log S = log1p(S) */
     return top && row->finite ? fx_log1p_d(S + (ones - 1.0)) : fx_log_d(S);
 }
 
-/* Fills row (shifts, max, log S) for x[0:C], soft-capped where cap > 0; e (may
-   be NULL) receives exp(x_j - the shift of its chunk); precise: see
-   fx_chunk_sumexp. */
-static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_row) *row,
-                                        REAL *e, int precise, REAL cap)
+/* Fills row (shifts, max, log S) for x[0:C]; e (may be NULL) receives
+   exp(x_j - the shift of its chunk); precise: see fx_chunk_sumexp.  b (may be
+   NULL): logsumexp's weights, b[0:C]; weighted sums are always precise and
+   store no exponentials.  cap > 0 (b NULL, not precise): of the soft-capped x. */
+static inline void FX_SFX(fx_row_stats_of)(const REAL *x, const REAL *b, Py_ssize_t C,
+                                           FX_SFX(fx_row) *row, REAL *e, int precise, REAL cap)
 {
     double s[FX_MAX_CHUNKS], top[FX_MAX_CHUNKS];
     REAL M = -(REAL)INFINITY;
@@ -231,16 +255,34 @@ static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_r
     row->nk = C ? (C + row->K - 1) / row->K : 0;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
-        REAL m = FX_SFX(fx_cap_max)(FX_SFX(fx_chunk_max)(x + off, len), cap);
+        REAL m = b ? FX_SFX(fx_chunk_max_w)(x + off, b + off, len)
+                   : FX_SFX(fx_cap_max)(FX_SFX(fx_chunk_max)(x + off, len), cap);
         REAL sh = FX_SFX(fx_shift_of)(m);
         row->shift[k] = m == -(REAL)INFINITY ? -(REAL)INFINITY : sh;
-        s[k] = FX_SFX(fx_chunk_sumexp)(x + off, len, sh, e ? e + off : NULL, precise ? &top[k] : NULL,
-                                       cap);
+        if (cap > (REAL)0)
+            s[k] = FX_SFX(fx_chunk_sumexp_capped)(x + off, len, sh, e ? e + off : NULL, cap);
+        else
+            s[k] = FX_SFX(fx_chunk_sumexp)(x + off, b ? b + off : NULL, len, sh, e ? e + off : NULL,
+                                           precise || b ? &top[k] : NULL);
         M = m > M ? m : M;
     }
     row->M = (double)M;
     row->finite = isfinite(M);
-    row->log_s = FX_SFX(fx_row_log_s)(row, s, precise ? top : NULL);
+    row->log_s = FX_SFX(fx_row_log_s)(row, s, precise || b ? top : NULL, b != NULL);
+}
+
+/* With logsumexp's weights b (may be NULL). */
+static inline void FX_SFX(fx_row_stats_w)(const REAL *x, const REAL *b, Py_ssize_t C,
+                                          FX_SFX(fx_row) *row, REAL *e, int precise)
+{
+    FX_SFX(fx_row_stats_of)(x, b, C, row, e, precise, (REAL)0);
+}
+
+/* Without weights, soft-capped where cap > 0 (then not precise). */
+static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_row) *row,
+                                        REAL *e, int precise, REAL cap)
+{
+    FX_SFX(fx_row_stats_of)(x, NULL, C, row, e, precise, cap);
 }
 
 /* The row's weighted target mass relative to M: returns sum_j w_j q_j (x_j - M)
@@ -281,12 +323,16 @@ static inline double FX_SFX(fx_row_chunk_factor)(const FX_SFX(fx_row) *row, Py_s
    log sum_c exp(x[c * stride + l] - sh[l]); e (may be NULL, laid out like x)
    receives the exponentials.  The sum over classes adds partial sums of
    FX_CBLOCK classes (C terms added one by one would round like C terms: 1e-12
-   relative at C = 1e5 in float64).  precise: see fx_chunk_sumexp.  With cap
-   (> 0), of the soft-capped logits (m and sh too). */
-static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
-                                              Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
-                                              double *restrict log_s, REAL *restrict e, int precise,
-                                              REAL cap, const int capped)
+   relative at C = 1e5 in float64).  precise: see fx_chunk_sumexp.  b (may be
+   NULL, laid out like x): logsumexp's weights, as in fx_row_stats_w; then
+   log_s[l] = log |sum_c b_c exp(..)| and sgn[l] its sign.  capped (b NULL, not
+   precise): of the soft-capped logits (m and sh too). */
+static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, const REAL *restrict b,
+                                              Py_ssize_t T, Py_ssize_t C, Py_ssize_t stride,
+                                              REAL *restrict m, REAL *restrict sh,
+                                              double *restrict log_s, double *restrict sgn,
+                                              REAL *restrict e, int precise, REAL cap,
+                                              const int capped)
 {
     const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double s[FX_TILE], top[FX_TILE];
@@ -295,7 +341,11 @@ static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, Py_ssiz
     for (l = 0; l < T; l++) { m[l] = -(REAL)INFINITY; s[l] = 0.0; top[l] = 0.0; }
     for (c = 0; c < C; c++) {
         const REAL *xc = x + c * stride;      /* (x[c * stride + l] would not vectorize under -fwrapv) */
-        for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
+        const REAL *bc = b ? b + c * stride : NULL;
+        if (bc)
+            for (l = 0; l < T; l++) m[l] = bc[l] != (REAL)0 && xc[l] > m[l] ? xc[l] : m[l];
+        else
+            for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
     }
     if (capped)
         for (l = 0; l < T; l++) m[l] = FX_LOGIT(m[l]);
@@ -309,6 +359,15 @@ static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, Py_ssiz
             if (e) {
                 REAL *ec = e + c * stride;
                 for (l = 0; l < T; l++) { REAL v = FX_SFX(fx_exp)(FX_LOGIT(xc[l]) - sh[l]); ec[l] = v; sb[l] += (double)v; }
+            } else if (b) {                   /* weighted: always precise */
+                const REAL *bc = b + c * stride;
+                for (l = 0; l < T; l++) {
+                    int t_ = xc[l] == sh[l];
+                    REAL v = FX_SFX(fx_exp)(xc[l] - sh[l]);
+                    double wv = bc[l] != (REAL)0 ? (double)bc[l] * (double)v : 0.0;
+                    sb[l] += t_ ? 0.0 : wv;
+                    top[l] += t_ ? wv : 0.0;
+                }
             } else if (precise) {
                 for (l = 0; l < T; l++) {
                     int t_ = xc[l] == sh[l];
@@ -324,18 +383,34 @@ static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, Py_ssiz
     }
     /* precise: s holds every term but one exp(0) = 1 where the max is finite
        (elsewhere s + top is 0, inf or NaN, and so is log1p(s + top - 1)) */
+    if (b) {       /* top: the weights at the shift (at 0 where the max is not finite) */
+        for (l = 0; l < T; l++) log_s[l] = fx_log_abs_sum(top[l], s[l], &sgn[l]);
+        return;
+    }
     for (l = 0; l < T; l++)
         log_s[l] = precise ? fx_log1p_d(s[l] + (top[l] - 1.0)) : fx_log_d(s[l]);
 }
+
+/* With logsumexp's weights b (may be NULL). */
+static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL *restrict b,
+                                           Py_ssize_t T, Py_ssize_t C, Py_ssize_t stride,
+                                           REAL *restrict m, REAL *restrict sh,
+                                           double *restrict log_s, double *restrict sgn,
+                                           REAL *restrict e, int precise)
+{
+    FX_SFX(fx_tile_stats_body)(x, b, T, C, stride, m, sh, log_s, sgn, e, precise, (REAL)0, 0);
+}
+
+/* Without weights, soft-capped where cap > 0 (then not precise). */
 static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
                                          Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
                                          double *restrict log_s, REAL *restrict e, int precise,
                                          REAL cap)
 {
-    if (cap > (REAL)0)        /* soft-capped logits (cross-entropy: never precise) */
-        FX_SFX(fx_tile_stats_body)(x, T, C, stride, m, sh, log_s, e, 0, cap, 1);
+    if (cap > (REAL)0)
+        FX_SFX(fx_tile_stats_body)(x, NULL, T, C, stride, m, sh, log_s, NULL, e, 0, cap, 1);
     else
-        FX_SFX(fx_tile_stats_body)(x, T, C, stride, m, sh, log_s, e, precise, (REAL)0, 0);
+        FX_SFX(fx_tile_stats_body)(x, NULL, T, C, stride, m, sh, log_s, NULL, e, precise, (REAL)0, 0);
 }
 
 /* Per lane: the weighted target mass relative to sh, as fx_chunk_wq_dot:

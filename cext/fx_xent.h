@@ -68,7 +68,22 @@ typedef struct fx_xent_args {
     const double *gout;        /* per-sample factor of the gradient, or NULL (1) */
     double gscale;             /* the gradient's scalar factor: grad_output, over the
                                   denominator for a "mean"; NaN gives NaN */
-    /* options of cross-entropy added later (0: off) */
+    /* A class slice (vocabulary-parallel), off where row_max is NULL: x holds
+       classes [class_offset, class_offset + C) of n_classes, the softmax is the
+       whole row's (row_max + log_norm is each sample's log-sum-exp over all the
+       classes), y holds indices of all n_classes, w (if given) points at the
+       slice's weights within the array of all n_classes weights, so that
+       w[y - class_offset] is any target's weight, and w_sum sums the slice's
+       weights.  The loss is the slice's terms, the gradient the slice's part. */
+    const double *row_max;     /* per sample: the max logit over all classes (0 where
+                                  it is not finite) */
+    const double *log_norm;    /* per sample: log sum_c exp(x_c - row_max), all classes */
+    const double *mass;        /* probabilities: per sample, sum_c w_c q_c over all
+                                  classes (the gradient's Q); NULL for class indices */
+    int64_t class_offset;
+    int64_t n_classes;
+    double w_sum_all;          /* the sum of all n_classes weights (n_classes without) */
+    /* language-model options (0: off; not with a class slice) */
     double z_loss;             /* adds z_loss lse**2 to each kept sample's loss, >= 0 */
     double softcap;            /* logits x read as softcap tanh(x / softcap), > 0 */
 } fx_xent_args;
@@ -80,6 +95,13 @@ typedef struct fx_lse_args {
     int mode;                  /* FX_LSE, FX_SOFTMAX or FX_LOG_SOFTMAX */
     void *lse;                 /* REAL per sample, or NULL */
     void *out;                 /* REAL like x (softmax / log_softmax), or NULL */
+    /* scipy's logsumexp(x, b=, return_sign=) (FX_LSE only) */
+    const void *b;             /* REAL like x: each exponential's weight (any sign;
+                                  0 leaves its term out, inf or NaN logit included),
+                                  or NULL (all 1) */
+    void *sign;                /* REAL per sample: the sign of the sum (1, -1, 0 or
+                                  NaN), lse then log|sum|; or NULL: a negative sum's
+                                  lse is NaN */
 } fx_lse_args;
 
 /* What the target check of a block of samples finds (fx_check_targets). */
@@ -168,6 +190,7 @@ static inline Py_ssize_t fx_chunk_at(Py_ssize_t C, Py_ssize_t K, Py_ssize_t k, P
 
 #define FX_IGNORED (-1)        /* fx_class_of: the sample is ignored */
 #define FX_BAD_INDEX (-2)      /* fx_class_of: neither a class nor ignore_index */
+#define FX_ELSEWHERE (-3)      /* a class slice's target in another slice (kept) */
 
 /* The class of one target, read exactly once (volatile: the value checked is
    the value used, even if another thread writes the target meanwhile). */
@@ -211,8 +234,24 @@ typedef struct fx_xent_stats {
                          sum_c w_c q_c (x_c - m) (0 without smoothing) */
     double gs;        /* the gradient's factor, gout * gscale */
     int kept;         /* 0: ignored (or an index out of range) */
+    double mass;      /* a class slice: the gradient's Q, over all the classes */
     double m;         /* the max (the shift of log_s), for the z-loss's lse = m + log_s */
 } fx_xent_stats;
+
+/* The classes label smoothing spreads eps over: all of them (a class slice's
+   n_classes). */
+static FX_INLINE double fx_n_classes(const fx_xent_args *A)
+{
+    return A->row_max ? (double)A->n_classes : (double)A->shape.C;
+}
+
+/* A class slice: the total target mass Q of sample n over all the classes,
+   which scales its softmax in the gradient; wy: its target's class weight
+   (class indices). */
+static FX_INLINE double fx_slice_mass(const fx_xent_args *A, Py_ssize_t n, double wy)
+{
+    return A->mass ? A->mass[n] : (1.0 - A->eps) * wy + A->eps / (double)A->n_classes * A->w_sum_all;
+}
 
 /* The gradient factor of sample n: gout[n] * gscale. */
 static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
@@ -252,10 +291,12 @@ static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s
  * loss (whose error is that of its largest terms).
  * The z-loss adds z_loss lse**2 (lse = m + log_s) to a kept sample's loss and
  * 2 z_loss lse gs to gq (the gradient of lse is p), written as selects so
- * that a tile's lanes take it in vectors.  Soft-capping
- * is done by the paths (the statistics are of the capped logits, and the
- * gradient's loop multiplies by the cap's derivative).
- * Sample weights enter here (docs/ARCHITECTURE.md).
+ * that a tile's lanes take it in vectors.  Soft-capping is done by the paths
+ * (the statistics are of the capped logits, and the gradient's loop
+ * multiplies by the cap's derivative).  Sample weights enter here
+ * (docs/ARCHITECTURE.md).
+ * In a class slice, Q, D and log_s are the slice's terms relative to the whole
+ * row's max and log-sum-exp, and the gradient's mass is the row's, s.mass.
  */
 static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stats s)
 {
@@ -264,7 +305,7 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double D = (1.0 - A->eps) * s.wy * s.xy + s.d;
     double gs = s.kept ? s.gs : 0.0;
     r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
-    r.gq = s.kept ? gs * Q : fx_xent_ignored_grad(A, s.log_s);
+    r.gq = s.kept ? gs * (A->row_max ? s.mass : Q) : fx_xent_ignored_grad(A, s.log_s);
     if (A->z_loss > 0.0) {            /* the same for every sample: a loop unswitches on it */
         int z = s.kept & (A->shape.C > 0);
         double lse = s.m + s.log_s;
@@ -272,20 +313,42 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
         r.gq = z ? r.gq + 2.0 * A->z_loss * lse * gs : r.gq;
     }
     r.a = gs * (1.0 - A->eps);
-    r.b = gs * (A->eps / (double)A->shape.C);
+    r.b = gs * (A->eps / fx_n_classes(A));
     r.ay = r.a * s.wy;
     return r;
 }
 
 /* ---- the per-sample finish of log-sum-exp, shared by rows and tiles ---- */
 
-/* log-sum-exp from the shift m and log_s = log sum_c exp(x_c - m): m + log_s,
-   or log_s itself where the max is not finite (m = 0: the sum is 0, inf or
-   NaN, and its log is scipy's answer).  The b= weights and return_sign of
-   scipy's logsumexp enter here (docs/ARCHITECTURE.md). */
-static FX_INLINE double fx_lse_finish(double m, double log_s, int finite)
+/* log-sum-exp from the shift m and log_s = log|S|, S = sum_c b_c exp(x_c - m)
+   (b_c = 1 without weights): m + log_s, or log_s itself where the max is not
+   finite (m = 0: S is 0, +-inf or NaN, and its log is scipy's answer).  sgn is
+   S's sign; a negative S gives NaN unless the call returns the sign. */
+static FX_INLINE double fx_lse_finish(double m, double log_s, int finite, double sgn,
+                                      int signed_out)
 {
-    return finite ? m + log_s : log_s;
+    double r = finite ? m + log_s : log_s;
+    return sgn < 0.0 && !signed_out ? NAN : r;
+}
+
+/* The sign logsumexp returns from log|S| and sgn: 0 for S = 0, NaN for NaN. */
+static FX_INLINE double fx_lse_sign(double log_s, double sgn)
+{
+    return log_s != log_s ? NAN : log_s == -INFINITY ? 0.0 : sgn;
+}
+
+/* log|S| of a weighted sum S = top + rest, where top adds the weights of the
+   terms at the shift (each exp(0) = 1) and rest the other terms; *sgn gets
+   S's sign (1, -1, 0, NaN).  Where top dominates, log|top| + log1p(rest / top)
+   keeps a result near 0 to its own precision, as the unweighted precise sums
+   do (logsumexp([0, -40], b=[1, 1]) is 4.25e-18, not 0). */
+static FX_INLINE double fx_log_abs_sum(double top, double rest, double *sgn)
+{
+    double S = top + rest;
+    *sgn = S > 0.0 ? 1.0 : S < 0.0 ? -1.0 : S == 0.0 ? 0.0 : NAN;
+    if (fabs(rest) <= fabs(top) && top != 0.0)         /* false for NaN */
+        return fx_log_d(fabs(top)) + fx_log1p_d(rest / top);
+    return fx_log_d(fabs(S));
 }
 
 /* Whether the plain sum S of a sample may lose its result's relative

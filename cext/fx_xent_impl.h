@@ -12,33 +12,41 @@ typedef struct {
     Py_ssize_t stride, T, n0;
 } FX_SFX(fx_tile);
 
+/* The target of sample n (read once and checked: fx_class_of): its class in
+   x, FX_IGNORED, FX_BAD_INDEX or, in a class slice, FX_ELSEWHERE (a class of
+   another slice); *wy: the target's class weight (0 unless kept). */
+static FX_INLINE Py_ssize_t FX_SFX(fx_target_of)(const fx_xent_args *A, Py_ssize_t n, double *wy)
+{
+    const REAL *w = (const REAL *)A->w;
+    const Py_ssize_t off = A->row_max ? (Py_ssize_t)A->class_offset : 0;
+    Py_ssize_t c = fx_class_of(A->y + n, A->ignore_index,
+                               A->row_max ? (Py_ssize_t)A->n_classes : A->shape.C);
+    *wy = c < 0 ? 0.0 : w ? (double)w[c - off] : 1.0;   /* (w + off: the slice's weights) */
+    if (c < 0) return c;
+    c -= off;
+    return c >= 0 && c < A->shape.C ? c : FX_ELSEWHERE;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Cross-entropy of a tile                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Each lane's class (read once and checked: fx_class_of), its weight and
-   x_y - m (0 where ignored; x_y soft-capped where cap > 0).  An index out of
-   range is reported in *bad and its lane treated as ignored. */
+/* Each lane's class (fx_target_of), its target's weight (0 where ignored) and
+   x_y - m (0 where ignored or in another slice; x_y soft-capped where cap > 0).
+   An index out of range is reported in *bad and its lane treated as ignored. */
 static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                               const REAL *m, Py_ssize_t *cls, double *wy,
                                               double *xy, Py_ssize_t *bad, REAL cap)
 {
-    const REAL *w = (const REAL *)A->w, *x = v->x;
-    const int64_t *y = A->y + v->n0, ignore_index = A->ignore_index;
-    const Py_ssize_t C = A->shape.C, T = v->T, stride = v->stride;
+    const REAL *x = v->x;
+    const Py_ssize_t T = v->T, stride = v->stride;
     Py_ssize_t l;
     int any_bad = 0;
     for (l = 0; l < T; l++) {
-        Py_ssize_t c = fx_class_of(y + l, ignore_index, C);
+        Py_ssize_t c = FX_SFX(fx_target_of)(A, v->n0 + l, &wy[l]);
         cls[l] = c;
-        if (c >= 0) {
-            wy[l] = w ? (double)w[c] : 1.0;
-            xy[l] = (double)x[c * stride + l] - (double)m[l];
-        } else {
-            wy[l] = 0.0;
-            xy[l] = 0.0;
-            any_bad |= c == FX_BAD_INDEX;
-        }
+        xy[l] = c >= 0 ? (double)x[c * stride + l] - (double)m[l] : 0.0;
+        any_bad |= c == FX_BAD_INDEX;
     }
     if (cap > (REAL)0)                        /* x_y soft-capped */
         for (l = 0; l < T; l++)
@@ -50,8 +58,8 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
 
 /* g = f e - w_c (a t + b), class by class across lanes, then - ay at each kept
    lane's target class; each term times the derivative of the cap at x where
-   cap > 0 (capped).  Without smoothing or probabilities the weights are
-   not touched (an unused infinite weight changes nothing). */
+   cap > 0 (capped).  Without smoothing or probabilities the weights are not
+   touched (an unused infinite weight changes nothing). */
 static FX_INLINE void FX_SFX(fx_tile_grad_body)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                              const REAL *f, const REAL *a, const REAL *b,
                                              const REAL *ay, const Py_ssize_t *cls, REAL cap,
@@ -88,43 +96,55 @@ static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(f
 }
 
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
-   losses into A->loss, the gradient (if v->g) into v->g.  opts: whether z_loss
-   or softcap may be on (see fx_xent_block). */
+   losses into A->loss, the gradient (if v->g) into v->g.  In a class slice the
+   target and mass terms are taken relative to the row's max over all classes
+   (ref), and the stored exponentials scaled by exp(sh - row_max - log_norm).
+   opts: whether z_loss or softcap may be on (see fx_xent_block). */
 static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad,
                                           const int opts)
 {
-    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
+    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE], ref[FX_TILE];
     double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
     Py_ssize_t cls[FX_TILE], T = v->T, l;
     const int by_index = A->y != NULL;
-    const double b_smooth = A->eps / (double)A->shape.C;
+    const double b_smooth = A->eps / fx_n_classes(A);
     const double smooth_q = A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
+    const double *row_max = A->row_max ? A->row_max + v->n0 : NULL;    /* a class slice */
     const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
     FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0, cap);
+    if (row_max)
+        for (l = 0; l < T; l++) ref[l] = (REAL)row_max[l];
     if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
-        FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride, sh,
-                             by_index ? 0.0 : 1.0 - A->eps, by_index ? 1.0 : b_smooth, q, d, cap);
+        FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride,
+                             row_max ? ref : sh, by_index ? 0.0 : 1.0 - A->eps,
+                             by_index ? 1.0 : b_smooth, q, d, cap);
     else
         for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
     if (by_index)
-        FX_SFX(fx_tile_targets)(A, v, m, cls, wy, xy, bad, cap);
+        FX_SFX(fx_tile_targets)(A, v, row_max ? ref : m, cls, wy, xy, bad, cap);
     else
         for (l = 0; l < T; l++) { wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
     fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
     opt.z_loss = opts ? opt.z_loss : 0.0;
     for (l = 0; l < T; l++) {
         fx_xent_stats s;
+        double rel = 0.0;      /* the stored exponentials' shift relative to the lse's max */
         s.log_s = m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY ? log_s[l] : NAN;
-        s.wy = wy[l];
+        if (row_max) {
+            s.log_s = isfinite(row_max[l]) && isfinite(A->log_norm[v->n0 + l]) ? A->log_norm[v->n0 + l] : NAN;
+            rel = (double)sh[l] - row_max[l];
+        }
+        s.wy = cls[l] >= 0 ? wy[l] : 0.0;
         s.xy = xy[l];
         s.q = by_index ? smooth_q : q[l];
         s.d = by_index ? b_smooth * d[l] : d[l];
         s.gs = fx_gs(&opt, v->n0 + l);
-        s.kept = cls[l] >= 0;
+        s.kept = cls[l] >= 0 || cls[l] == FX_ELSEWHERE;
+        s.mass = row_max ? fx_slice_mass(&opt, v->n0 + l, wy[l]) : 0.0;
         s.m = (double)m[l];
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
-        f[l] = (REAL)(r.gq * fx_exp_d(-s.log_s));      /* gq / S (the shift is the max) */
+        f[l] = (REAL)(r.gq * fx_exp_d(rel - s.log_s));  /* gq / S (the shift is the max) */
         a[l] = (REAL)r.a;
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
@@ -169,7 +189,7 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
                                                   const REAL *xr, const REAL *tr, Py_ssize_t c, REAL cap)
 {
     const REAL *w = (const REAL *)A->w;
-    const double b_smooth = A->eps / (double)A->shape.C;
+    const double b_smooth = A->eps / fx_n_classes(A);
     fx_xent_stats s = {0};
     s.kept = 1;
     /* lse - M, NaN when the max is not finite (PyTorch: such a row is NaN).
@@ -178,8 +198,8 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
     s.log_s = row->finite ? row->log_s : NAN;
     s.m = row->M;
     if (A->y) {
-        s.wy = w ? (double)w[c] : 1.0;
-        s.xy = (double)(cap > (REAL)0 ? FX_SFX(fx_cap)(xr[c], cap, (REAL)1 / cap) : xr[c]) - row->M;
+        s.wy = c < 0 ? 0.0 : w ? (double)w[c] : 1.0;           /* c < 0: in another slice */
+        s.xy = c < 0 ? 0.0 : (double)(cap > (REAL)0 ? FX_SFX(fx_cap)(xr[c], cap, (REAL)1 / cap) : xr[c]) - row->M;
         if (A->eps > 0.0) {
             double unused;
             s.d = b_smooth * FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, NULL, 0.0, 1.0, &unused, cap);
@@ -204,7 +224,17 @@ static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_ro
         FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, tr ? tr + off : NULL,
                               (REAL)r.a, (REAL)r.b, xr + off, cap);
     }
-    if (A->y) gr[c] -= cap > (REAL)0 ? (REAL)r.ay * FX_SFX(fx_dtanh)(xr[c] * ((REAL)1 / cap)) : (REAL)r.ay;
+    if (A->y && c >= 0)
+        gr[c] -= cap > (REAL)0 ? (REAL)r.ay * FX_SFX(fx_dtanh)(xr[c] * ((REAL)1 / cap)) : (REAL)r.ay;
+}
+
+/* A class slice: the row's statistics become those of the whole row (its max
+   over all classes, and its log-sum-exp relative to it). */
+static inline void FX_SFX(fx_row_use_totals)(FX_SFX(fx_row) *row, double row_max, double log_norm)
+{
+    row->M = row_max;
+    row->log_s = log_norm;
+    row->finite = isfinite(row_max) && isfinite(log_norm);
 }
 
 /* Cross-entropy of the rows of block k; returns the sum of their losses.
@@ -221,20 +251,25 @@ static FX_INLINE double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, 
         const REAL *xr = (const REAL *)A->x + n * C;
         const REAL *tr = A->t ? (const REAL *)A->t + n * C : NULL;
         REAL *gr = A->grad ? (REAL *)A->grad + n * C : NULL;
-        Py_ssize_t c = A->y ? fx_class_of(A->y + n, A->ignore_index, C) : 0;
-        if (c < 0) {                     /* ignored, or out of range (reported) */
+        double wy = 0.0;
+        Py_ssize_t c = A->y ? FX_SFX(fx_target_of)(A, n, &wy) : 0;
+        if (c < 0 && c != FX_ELSEWHERE) {   /* ignored, or out of range (reported) */
             if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
             if (A->loss) ((REAL *)A->loss)[n] = 0;
             if (gr) {
-                REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C, cap) ? NAN : 0.0);
+                int nan_row = A->row_max ? !(isfinite(A->row_max[n]) && isfinite(A->log_norm[n]))
+                                         : FX_SFX(fx_softmax_is_nan)(xr, C, cap);
+                REAL v = (REAL)fx_xent_ignored_grad(A, nan_row ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
             }
             continue;
         }
         FX_SFX(fx_row) row;
         FX_SFX(fx_row_stats)(xr, C, &row, gr, 0, cap);
+        if (A->row_max) FX_SFX(fx_row_use_totals)(&row, A->row_max[n], A->log_norm[n]);
         fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c, cap);
         s.gs = fx_gs(&opt, n);
+        s.mass = A->row_max ? fx_slice_mass(&opt, n, wy) : 0.0;
         fx_xent_coef r = fx_xent_finish(&opt, s);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;

@@ -56,14 +56,14 @@ __all__ = [
     # the log-sum-exp family (scipy.special's semantics)
     "logsumexp", "softmax", "log_softmax",
     # multi-class losses
-    "cross_entropy", "cross_entropy_hvp", "nll_loss",
+    "cross_entropy", "cross_entropy_class_slice", "cross_entropy_hvp", "nll_loss",
     # binary losses
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_hvp",
     # version 0.2 families
     "kl_div", "distillation_loss", "sigmoid_focal_loss",
     # more than float64: mpmath
-    "mp_cross_entropy_row", "mp_binary_cross_entropy_with_logits",
+    "mp_cross_entropy_row", "mp_logsumexp_row", "mp_binary_cross_entropy_with_logits",
 ]
 
 # PyTorch's floor of x (1 - x) in binary_cross_entropy's gradient: the float
@@ -283,21 +283,75 @@ def _lse_layout(x, axis):
     return x, _Rows(x.shape, axes), scalar
 
 
-def logsumexp(x, axis=-1, keepdims=False, *, details=False):
-    """``log(sum(exp(x)))`` along ``axis`` (an int, a tuple, or None for every
-    element), float64.  An empty axis gives ``-inf`` (the log of an empty sum);
-    ``+inf`` gives ``+inf``, NaN gives NaN.  ``details=True``: ``(value, scale)``."""
+def _weighted_lse_rows(xr, br):
+    """scipy's ``logsumexp(x, b=b, return_sign=True)`` per row of (N, K) float64
+    ``x`` and weights ``b``, with a zero weight leaving its term out whatever
+    ``x`` is: ``(log|S|, sign(S), scale)`` with ``S = sum_k b_k exp(x_k)``.
+
+    Each row's sum is taken relative to its largest ``x`` of nonzero weight
+    ``M`` (0 where that is not finite), its terms at ``M`` apart from the others
+    and each part summed exactly (``math.fsum``), so that a result near 0
+    keeps its relative precision: ``M + log|top| + log1p(rest / top)``.  The
+    scale is the sensitivity to rounding: ``|M| + 1 + sum|terms| (1 + max|x - M|)
+    / |S|``, the last part the condition number of a sum that cancels."""
+    N, K = xr.shape
+    lse, sign, scale = np.empty(N), np.empty(N), np.empty(N)
+    with np.errstate(all="ignore"):
+        active = br != 0
+        xa = np.where(active, xr, -np.inf)
+        mx = xa.max(axis=1) if K else np.full(N, -np.inf)
+        M = np.where(np.isfinite(mx), mx, 0.0)
+        d = xr - M[:, None]
+        terms = np.where(active, br * np.exp(d), 0.0)
+        at_top = active & (d == 0)
+    for n in range(N):
+        exact = math.fsum if np.isfinite(terms[n]).all() else lambda v: float(np.sum(v))
+        with np.errstate(all="ignore"):
+            top, rest = exact(terms[n, at_top[n]]), exact(terms[n, ~at_top[n]])
+            total = top + rest
+            sign[n] = np.sign(total)
+            if top != 0 and abs(rest) <= abs(top):
+                log_s = math.log(abs(top)) + math.log1p(rest / top)
+            else:
+                log_s = float(np.log(np.abs(total)))
+            lse[n] = M[n] + log_s if np.isfinite(mx[n]) else log_s
+            spread = 1.0 + float(np.max(np.where(active[n], np.abs(np.nan_to_num(d[n])), 0.0),
+                                        initial=0.0))
+            mass = float(np.sum(np.abs(np.nan_to_num(terms[n])))) * spread
+            cond = mass / abs(total) if total != 0 else 0.0
+        scale[n] = abs(M[n]) + 1.0 + (cond if np.isfinite(cond) else 0.0)
+    return lse, sign, scale
+
+
+def logsumexp(x, axis=-1, keepdims=False, *, b=None, return_sign=False, details=False):
+    """``log(sum(b * exp(x)))`` along ``axis`` (an int, a tuple, or None for
+    every element), float64.  An empty axis gives ``-inf`` (the log of an empty
+    sum); ``+inf`` gives ``+inf``, NaN gives NaN.  ``b`` (broadcast against
+    ``x``): weights of any sign, a zero one leaving its term out; a negative sum
+    gives NaN, or with ``return_sign=True`` its log-magnitude and the sign
+    ``(lse, sign)`` (0 for a zero or empty sum, NaN for NaN).
+    ``details=True``: ``(value, scale)``, or ``(value, sign, scale)``."""
+    if b is not None:
+        x, b = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(b, np.float64))
     x, rows, scalar = _lse_layout(x, axis)
-    (lse, scale), _, _ = _lse_rows(rows.rows(x))
+    if b is None:
+        (lse, scale), _, _ = _lse_rows(rows.rows(x))
+        sign = np.where(np.isnan(lse), np.nan, np.where(lse == -np.inf, 0.0, 1.0))
+    else:
+        lse, sign, scale = _weighted_lse_rows(rows.rows(x), rows.rows(_lse_layout(b, axis)[0]))
+        if not return_sign:
+            lse = np.where(sign < 0, np.nan, lse)
     out = []
-    for v in (lse, scale):
+    for v in (lse, sign, scale) if return_sign else (lse, scale):
         v = v.reshape(rows.sample_shape)
         if keepdims:
             v = v.reshape([1 if d in rows.axes else n for d, n in enumerate(x.shape)])
             if scalar:
                 v = v.reshape(())
         out.append(v[()] if v.ndim == 0 else v)
-    return tuple(out) if details else out[0]
+    if details:
+        return tuple(out)
+    return tuple(out[:2]) if return_sign else out[0]
 
 
 def _lse_elementwise(which, x, axis, details):
@@ -454,6 +508,57 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                                        _need(return_grad, details, return_hessian))
     res = _finish(terms, rows, reduction, grad_output, sample_weight)
     return _returned(res, return_grad or return_hessian, return_hessian, details)
+
+
+def _class_slice_terms(x, target, row_max, log_norm, weight, class_start, num_classes,
+                       target_mass, ignore_index, eps, axis):
+    """A slice's terms of cross_entropy, from the formulas of
+    ``fastxent.dask.SLICE_KERNEL``: ``lp = (x - row_max) - log_norm`` over the
+    slice's classes, the loss ``-sum_slice w_c q_c lp_c`` and its gradient
+    ``Q exp(lp) - w q`` with ``Q = sum_c w_c q_c`` over all the classes."""
+    x = np.asarray(x, np.float64)
+    rows = _Rows(x.shape, (class_axis(axis, x.ndim),))
+    xr, C = rows.rows(x), num_classes
+    cs = np.arange(class_start, class_start + rows.K)
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    R, L = rows.per_sample(row_max), rows.per_sample(log_norm)
+    tgt = np.asarray(target)
+    with np.errstate(all="ignore"):
+        lp = (xr - R[:, None]) - L[:, None]
+        if tgt.dtype.kind in "iu":
+            y = rows.per_sample(tgt).astype(np.int64)
+            keep = y != ignore_index
+            yk = np.where(keep, y, 0)
+            q = (1.0 - eps) * (yk[:, None] == cs[None, :]) + eps / C
+            Q = (1.0 - eps) * w[yk] + eps / C * w.sum()
+            denom = np.where(keep, w[yk], 0.0)
+        else:
+            keep = np.ones(rows.N, bool)
+            q = (1.0 - eps) * rows.rows(tgt) + eps / C
+            Q = rows.per_sample(target_mass)
+            denom = np.ones(rows.N)
+        wq = w[cs][None, :] * q
+        loss = np.where(keep, -np.where(wq != 0, wq * lp, 0.0).sum(axis=1), 0.0)
+        grad = Q[:, None] * np.exp(lp) - wq
+        bad = ~(np.isfinite(R) & np.isfinite(L))
+    dead = np.where(bad, np.nan, 0.0)[:, None]
+    return _Terms(loss, None, denom, keep, dead, grad, None), rows
+
+
+def cross_entropy_class_slice(input, target, row_max, log_norm, weight=None, *, class_start,
+                              num_classes, target_mass=None, ignore_index=-100,
+                              label_smoothing=0.0, axis=None, reduction="none",
+                              return_grad=False, grad_output=None):
+    """The share of cross_entropy of the classes ``[class_start, class_start +
+    Cs)`` of ``input`` among ``num_classes``, given each sample's ``row_max`` and
+    ``log_norm`` over all of them (``fastxent.cross_entropy_class_slice``),
+    float64: the slices' losses add up to cross_entropy's, their gradients side
+    by side make its gradient.  ``"mean"`` divides by cross_entropy's
+    denominator."""
+    terms, rows = _class_slice_terms(input, target, row_max, log_norm, weight, class_start,
+                                     num_classes, target_mass, ignore_index, label_smoothing, axis)
+    res = _finish(terms, rows, reduction, grad_output, None)
+    return _returned(res, return_grad)
 
 
 def cross_entropy_hvp(input, target, v, weight=None, *, ignore_index=-100, reduction="mean",
@@ -732,6 +837,21 @@ def mp_cross_entropy_row(row, y, weight, label_smoothing=0.0, dps=50):
         grad = [mpmath.exp(lp[c]) * Q - w[c] * (e / C + (1 - e if c == y else 0))
                 for c in range(C)]
         return float(loss), [float(g) for g in grad], float(Q)
+
+
+def mp_logsumexp_row(x, b=None, prec=400):
+    """``(log|S|, sign(S))`` of ``S = sum_k b_k exp(x_k)`` over the finite
+    float64 values ``x`` and weights ``b`` (ones by default), the terms of zero
+    weight left out, in ``prec`` bits: exact for any but astronomically
+    cancelling sums (every float64 is an mpf exactly)."""
+    import mpmath
+    b = np.ones(len(x)) if b is None else b
+    with mpmath.workprec(prec):
+        S = mpmath.fsum(mpmath.mpf(float(bk)) * mpmath.exp(mpmath.mpf(float(xk)))
+                        for xk, bk in zip(x, b) if bk != 0)
+        if S == 0:
+            return -math.inf, 0.0
+        return float(mpmath.log(abs(S))), float(mpmath.sign(S))
 
 
 def mp_binary_cross_entropy_with_logits(x, t, pos_weight=1.0, prec=200):

@@ -279,24 +279,29 @@ def test_logsumexp_keeps_relative_precision_across_blocks():
 
 
 # ----------------------------------------------------------------------------
-# The class axis split: the cross-entropy gradient (needs the slice kernel)
+# The class axis split: the cross-entropy gradient (fastxent.cross_entropy_class_slice)
 # ----------------------------------------------------------------------------
 
-SLICE_NEEDED = pytest.mark.xfail(
-    strict=True, raises=NotImplementedError,
-    reason=f"needs fastxent.{_dask_blocks.SLICE_KERNEL_NAME} (fastxent.dask.SLICE_KERNEL)")
+# (shape, axis, chunks): slices of few classes (the kernel's transposed tiles),
+# of many (rows), and a strided class axis (tiles in place)
+SPLIT_LAYOUTS = [pytest.param((20, 15), None, (8, (5, 6, 4)), id="few-classes"),
+                 pytest.param((12, 100), -1, (5, (40, 60)), id="rows"),
+                 pytest.param((4, 70, 6), 1, (3, (33, 37), 4), id="strided")]
 
 
-def _split_grad_case(rng, target_kind, weighted, eps, reduction, chunks=(8, (5, 6, 4))):
-    x, t, w = make_case(rng, (20, 15), None, target_kind, weighted)
-    go = upstream(rng, reduction, (20,))
-    kw = dict(reduction=reduction, label_smoothing=eps, return_grad=True, grad_output=go)
+def _split_grad_case(rng, target_kind, weighted, eps, reduction, shape, axis, chunks):
+    x, t, w = make_case(rng, shape, axis, target_kind, weighted)
+    ax = _class_axis(shape, axis)
+    samples = shape[:ax] + shape[ax + 1:]
+    go = upstream(rng, reduction, samples)
+    kw = dict(reduction=reduction, label_smoothing=eps, return_grad=True, grad_output=go, axis=axis)
     X = _chunked(x, chunks)
-    T = _chunked(t, chunks[0] if target_kind == "index" else chunks)
+    T = _chunked(t, chunks[:ax] + chunks[ax + 1:] if target_kind == "index" else chunks)
     return x, t, w, X, T, kw
 
 
 def _check_split_grad(x, t, w, X, T, kw):
+    assert any(len(c) > 1 for c in X.chunks[_class_axis(x.shape, kw["axis"]):][:1])
     want_loss, want_grad = fastxent.cross_entropy(x, t, w, **kw)
     got_loss, got_grad = fxd.cross_entropy(X, T, w, **kw)
     assert got_grad.chunks == X.chunks
@@ -305,47 +310,14 @@ def _check_split_grad(x, t, w, X, T, kw):
     assert_ulps(got_grad, want_grad, F64, scale=np.abs(want_grad).max())
 
 
-@SLICE_NEEDED
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("target_kind", ["index", "prob"])
-def test_split_cross_entropy_grad_matches_in_memory(rng, target_kind, reduction):
-    _check_split_grad(*_split_grad_case(rng, target_kind, True, 0.1, reduction))
-
-
-def _mock_slice_kernel(input, target, row_max, log_norm, weight=None, *, class_start, num_classes,
-                       target_mass=None, ignore_index=-100, label_smoothing=0.0, axis=None,
-                       reduction="none", return_grad=False, grad_output=None, out=None,
-                       n_threads=None):
-    """A NumPy stand-in for the entry point of SLICE_KERNEL, following its text."""
-    ax = _class_axis(input.shape, axis)
-    x = np.moveaxis(input.astype(np.float64), ax, -1)
-    C, eps, cs = num_classes, label_smoothing, np.arange(class_start, class_start + x.shape[-1])
-    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
-    lp = (x - row_max[..., None]) - log_norm[..., None]
-    if target.dtype.kind in "iu":
-        keep = target != ignore_index
-        y = np.where(keep, target, 0)
-        q = (1 - eps) * (y[..., None] == cs) + eps / C
-        mass = np.where(keep, (1 - eps) * w[y] + eps / C * w.sum(), 0.0)
-    else:
-        keep = np.ones(row_max.shape, bool)
-        q = (1 - eps) * np.moveaxis(target, ax, -1) + eps / C
-        mass = target_mass
-    loss = np.where(keep, -np.sum(w[cs] * q * lp, axis=-1), 0.0)
-    grad = np.asarray(grad_output)[..., None] * (mass[..., None] * np.exp(lp) - w[cs] * q)
-    grad = np.where(keep[..., None], grad, 0.0)
-    return loss, np.moveaxis(grad, -1, ax).astype(input.dtype)
-
-
+@pytest.mark.parametrize("shape, axis, chunks", SPLIT_LAYOUTS)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted, eps", OPTIONS)
 @pytest.mark.parametrize("target_kind", ["index", "prob"])
-def test_split_cross_entropy_grad_python_side(rng, monkeypatch, target_kind, weighted, eps,
-                                               reduction):
-    """The graph of the split-axis gradient, run now with a NumPy stand-in for
-    the kernel entry point: what the xfail tests above will check for real."""
-    monkeypatch.setattr(fastxent, _dask_blocks.SLICE_KERNEL_NAME, _mock_slice_kernel, raising=False)
-    _check_split_grad(*_split_grad_case(rng, target_kind, weighted, eps, reduction))
+def test_split_cross_entropy_grad_matches_in_memory(rng, target_kind, weighted, eps, reduction,
+                                                    shape, axis, chunks):
+    _check_split_grad(*_split_grad_case(rng, target_kind, weighted, eps, reduction, shape, axis,
+                                        chunks))
 
 
 # ----------------------------------------------------------------------------
@@ -623,8 +595,6 @@ def test_probabilities_outside_0_1_are_named_by_block(rng):
 def test_what_is_not_available_says_so(rng):
     x, t, _ = make_case(rng, (20, 6), None, "index", False)
     X = da.from_array(x, chunks=(10, 3))
-    with pytest.raises(NotImplementedError, match=r"rechunk input to one block along axis 1"):
-        fxd.cross_entropy(X, t, return_grad=True)
     with pytest.raises(ValueError, match="out= is not available"):
         fxd.cross_entropy(X, t, return_grad=True, out=np.empty(x.shape))
     if "sample_weight" not in __import__("inspect").signature(fastxent.cross_entropy).parameters:

@@ -38,6 +38,28 @@ def test_lse_reference_agrees_with_scipy():
                     np.shape(special.logsumexp(x, axis=axis, keepdims=keepdims)))
 
 
+def test_weighted_lse_reference_agrees_with_scipy():
+    """The reference's logsumexp(b=, return_sign=) is scipy.special's on finite
+    input, and exact (mpmath) on sums that cancel."""
+    special = pytest.importorskip("scipy.special")
+    pytest.importorskip("mpmath")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, 9)) * 5
+    b = rng.standard_normal((7, 9))
+    b[rng.random(b.shape) < 0.2] = 0.0
+    with np.errstate(all="ignore"):
+        for axis in (0, 1, None, (0, 1)):
+            for return_sign in (False, True):
+                want = special.logsumexp(x, axis=axis, b=b, return_sign=return_sign)
+                got = ref.logsumexp(x, axis, b=b, return_sign=return_sign)
+                np.testing.assert_allclose(got, want, rtol=1e-11, equal_nan=True)
+    for row_x, row_b in zip(x, b):
+        lse, sign = ref.logsumexp(row_x, b=row_b, return_sign=True)
+        mp_lse, mp_sign = ref.mp_logsumexp_row(row_x, row_b)
+        assert sign == mp_sign
+        np.testing.assert_allclose(lse, mp_lse, rtol=1e-15)
+
+
 def test_reference_matches_torch(torch):
     """The reference itself against PyTorch on a few finite cases (a check of the oracle)."""
     rng = np.random.default_rng(1)

@@ -50,6 +50,22 @@ nll_none: Array = fastxent.nll_loss(logp, labels, reduction="none")
 probs: Array = fastxent.softmax(logits)
 lse = fastxent.logsumexp(logits, axis=None)
 as_float: float = float(lse)
+# b= weights; return_sign=True: a (log|sum|, sign) tuple.
+weighted = fastxent.logsumexp(logits, b=np.array([1.0, -1.0, 2.0]))
+lse_sign: tuple[Scalar | Array, Scalar | Array] = fastxent.logsumexp(logits, b=2.0, return_sign=True)
+magnitude, sign = fastxent.logsumexp(logits, axis=(0, 1), return_sign=True)
+
+# A slice of the classes, given each row's statistics over all of them.
+row_max = np.zeros(4)
+log_norm = np.log(np.full(4, 6.0))
+slice_loss: Array = fastxent.cross_entropy_class_slice(logits, labels, row_max, log_norm,
+                                                       class_start=0, num_classes=6)
+slice_sum: Scalar = fastxent.cross_entropy_class_slice(logits, labels, row_max, log_norm,
+                                                       class_start=0, num_classes=6,
+                                                       reduction="sum")
+slice_grad: tuple[Array, Array] = fastxent.cross_entropy_class_slice(
+    logits, labels, row_max, log_norm, class_start=3, num_classes=6, return_grad=True,
+    label_smoothing=0.1)
 
 # Modules: options at construction, (loss, grad) with return_grad=True.
 loss_fn = fastxent.CrossEntropyLoss(weight=np.ones(3), label_smoothing=0.05)

@@ -10,6 +10,7 @@ from ._version import __version__
 from ._kernels import get_num_threads, set_num_threads
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
+from ._class_slice import cross_entropy_class_slice
 from ._linear import linear_cross_entropy
 from ._modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 from ._kl import distillation_loss, kl_div
@@ -19,6 +20,7 @@ from ._family_modules import KLDivLoss, SigmoidFocalLoss
 __all__ = [
     "__version__",
     "cross_entropy",
+    "cross_entropy_class_slice",
     "linear_cross_entropy",
     "nll_loss",
     "binary_cross_entropy",

@@ -33,11 +33,6 @@ _LOSSES = {
     "bce_logits": "binary_cross_entropy_with_logits",
 }
 
-# The entry point a split class axis needs for the cross-entropy gradient (see
-# fastxent.dask.SLICE_KERNEL); looked up when a task runs.
-SLICE_KERNEL_NAME = "cross_entropy_class_slice"
-
-
 def task_threads(n_threads):
     """The OpenMP threads of one fastxent call inside a Dask task.
 

@@ -20,10 +20,9 @@ non-negative weights and targets.  The target's logit ``x_y`` and weight come
 from the one block that holds class ``y``; the other blocks add exact zeros.
 
 The gradient of a class block needs ``R``, ``L`` and each sample's total
-weighted target mass; fastxent does not yet have a kernel that takes an
-external normalizer, so :func:`xent_slice_grad` calls the entry point named
-``SLICE_KERNEL_NAME`` when fastxent has it (fastxent.dask raises
-NotImplementedError before building such a graph otherwise).
+weighted target mass: :func:`xent_slice_grad` passes them to
+:func:`fastxent.cross_entropy_class_slice`, cross-entropy's own kernel with the
+rows' statistics over all classes in place of the block's.
 """
 from __future__ import annotations
 
@@ -31,8 +30,8 @@ import numpy as np
 
 import fastxent
 
-from ._dask_blocks import (SLICE_KERNEL_NAME, block_start, check_index_targets, compute_dtype,
-                           loss_block, task_threads)
+from ._dask_blocks import (block_start, check_index_targets, compute_dtype, loss_block,
+                           task_threads)
 
 
 def _class_start(block_info, ax):
@@ -133,9 +132,8 @@ def xent_combine(stats, target, sample_weight, *, spec):
 
 def xent_slice_grad(x, target, row_max, log_norm, mass, sample_weight, go, scale, *, weight, spec,
                     block_info=None):
-    """Stage 3, one class block: its gradient from the global statistics,
-    through fastxent's class-slice entry point (see fastxent.dask.SLICE_KERNEL)."""
-    kernel = getattr(fastxent, SLICE_KERNEL_NAME)
+    """Stage 3, one class block: its gradient from the global statistics, by
+    fastxent.cross_entropy_class_slice (see fastxent.dask.SLICE_KERNEL)."""
     ax = spec["axis"]
     c0, _ = _class_start(block_info, ax)
     gs = (np.float64(np.asarray(scale).reshape(())) * np.ones(np.squeeze(row_max, ax).shape)
@@ -143,13 +141,13 @@ def xent_slice_grad(x, target, row_max, log_norm, mass, sample_weight, go, scale
     if sample_weight is not None:
         gs = gs * np.squeeze(sample_weight, ax)
     index = target.dtype.kind in "iu"
-    _, grad = kernel(compute_dtype(x), np.squeeze(target, ax) if index else target,
-                     np.squeeze(row_max, ax), np.squeeze(log_norm, ax), weight,
-                     class_start=c0, num_classes=spec["C"],
-                     target_mass=None if index else np.squeeze(mass, ax),
-                     ignore_index=spec["ignore_index"], label_smoothing=spec["label_smoothing"],
-                     axis=ax, reduction="none", return_grad=True, grad_output=gs,
-                     n_threads=task_threads(spec["n_threads"]))
+    _, grad = fastxent.cross_entropy_class_slice(
+        compute_dtype(x), np.squeeze(target, ax) if index else target,
+        np.squeeze(row_max, ax), np.squeeze(log_norm, ax), weight,
+        class_start=c0, num_classes=spec["C"], target_mass=None if index else np.squeeze(mass, ax),
+        ignore_index=spec["ignore_index"], label_smoothing=spec["label_smoothing"],
+        axis=ax, reduction="none", return_grad=True, grad_output=gs,
+        n_threads=task_threads(spec["n_threads"]))
     return grad.astype(x.dtype, copy=False)
 
 

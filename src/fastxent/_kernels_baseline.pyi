@@ -37,15 +37,26 @@ def xent(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
     """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum
     (z_loss >= 0: the z-loss factor; softcap > 0, or 0 for none)."""
 
+def xent_slice(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
+               ignore_index: int, t: Optional[_Real], w: Optional[_Real],
+               w_sum: float, eps: float, loss_out: Optional[_Real],
+               grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
+               row_max: _Float64, log_norm: _Float64, mass: Optional[_Float64],
+               class_offset: int, n_classes: int, w_sum_all: float,
+               n_threads: int) -> float:
+    """Cross-entropy of classes [class_offset, class_offset + C) of n_classes,
+    with each row's softmax over all of them (row_max + log_norm); the loss sum."""
+
 def nll(*, x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: int,
         w: Optional[_Real], loss_out: Optional[_Real], grad: Optional[_Real],
         gout: Optional[_Float64], gscale: float, n_threads: int) -> float:
     """nll of an (n_outer, C, inner) input of log-probabilities; the loss sum."""
 
 def lse_family(*, x: _Real, n_outer: int, C: int, inner: int, mode: int,
-               lse_out: Optional[_Real], out: Optional[_Real],
-               n_threads: int) -> None:
-    """log-sum-exp into lse_out and, by mode, softmax or log_softmax into out."""
+               b: Optional[_Real], lse_out: Optional[_Real], sign_out: Optional[_Real],
+               out: Optional[_Real], n_threads: int) -> None:
+    """log-sum-exp into lse_out (of the sum weighted by b, like x; its sign into
+    sign_out) and, by mode, softmax or log_softmax into out."""
 
 def bce(*, logits: bool, x: _Real, t: _Real, w: Optional[_Real],
         w_dims: Optional[_Intp], w_strides: Optional[_Intp],

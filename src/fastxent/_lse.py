@@ -37,6 +37,12 @@ def _real_operand(value, name: str) -> np.ndarray:
     return a
 
 
+def _weak(value, a: np.ndarray):
+    """What NumPy's promotion takes for an operand: a Python number itself (a
+    "weak" scalar that adopts the other operand's precision), else the dtype."""
+    return value if type(value) in (int, float, bool) else a.dtype
+
+
 def operands(x, b=None):
     """``(view, x, b, result_dtype)``: ``x`` (and ``b``, None allowed) as native
     C-contiguous arrays of the computing dtype, broadcast against each other;
@@ -47,7 +53,8 @@ def operands(x, b=None):
     """
     a = view = _real_operand(x, "x")
     w = None if b is None else _real_operand(b, "b")
-    result = a.dtype if w is None else np.result_type(a.dtype, w.dtype)
+    # Python numbers promote weakly (NEP 50), as in SciPy: b=2.0 keeps float32
+    result = a.dtype if w is None else np.result_type(_weak(x, a), _weak(b, w))
     if result.kind != "f":
         result = np.dtype(np.float64)
     elif not result.isnative:

@@ -29,24 +29,27 @@ def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
 
 
 def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis, return_grad,
-                grad_output, out, n_threads, z_loss=0.0, softcap=None):
+                grad_output, out, n_threads, z_loss=0.0, softcap=None, part=None):
     """cross_entropy and nll_loss: one argument check, one kernel call.
 
     The options (all but ``input``, ``target``, ``grad_output`` and ``out``) come
     checked by ``_args``' option checks: per call from the functions, once per
     assignment from the loss classes.  ``z_loss`` and ``softcap`` are
-    cross-entropy's only.
+    cross-entropy's only.  ``part`` (cross-entropy only, without z_loss and
+    softcap): a ``_class_slice.ClassSlice``, the input then being a slice of
+    the classes (class indices and ``weight`` run over all of them).
     """
     xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
     ax = _args.class_axis(axis, x.ndim)
     n_outer, C, inner = _args.split_shape(x.shape, ax)
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
-    w = _args.class_weight(weight, C, x.dtype)
+    n_classes = C if part is None else part.n_classes(C)
+    w = _args.class_weight(weight, n_classes, x.dtype)
 
     tgt = _args.asarray(target, "target")
     if tgt.dtype.kind in "iu":
-        y, denom = _prepare_index_target(tgt, sample_shape, x.shape, C, ignore_index, w, nt)
+        y, denom = _prepare_index_target(tgt, sample_shape, x.shape, n_classes, ignore_index, w, nt)
         t = None
     elif tgt.dtype.kind == "f" and kind == "xent":
         if tgt.shape != x.shape:
@@ -59,13 +62,20 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
         raise TypeError(
             f"target must be integer class indices or floating class probabilities, got dtype {tgt.dtype}")
 
+    slice_args = None if part is None else part.kernel_args(sample_shape, C, w, t is not None)
     g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
                                              sample_shape, denom, x, result_dtype,
-                                             (xv, x, tgt, y, t, weight, w))
+                                             (xv, x, tgt, y, t, weight, w)
+                                             + (() if part is None else part.arrays))
     loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
-    if kind == "xent":
+    if kind == "xent" and part is not None:
+        total = kernels.xent_slice(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
+                                   ignore_index=ignore_index, t=flat(t), w=w, eps=eps,
+                                   loss_out=flat(loss_out), grad=flat(g), gout=gout,
+                                   gscale=gscale, n_threads=nt, **slice_args)
+    elif kind == "xent":
         w_sum = float(C) if w is None else float(w.sum(dtype=np.float64))
         total = kernels.xent(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                              ignore_index=ignore_index, t=flat(t), w=w, w_sum=w_sum, eps=eps,
@@ -483,17 +493,6 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
                        grad_output, out, _args.threads_option(n_threads))
 
 
-def _lse_reduce(a, w, lay, lse_out, sign_out, nt):
-    """The log-sum-exp kernel over a prepared layout: ``lse_out`` per sample and,
-    with ``sign_out``, the sign of the (weighted) sum of exponentials.
-    (``b=`` and ``return_sign=`` join logsumexp's signature with the weighted
-    kernel; until then ``w`` and ``sign_out`` are None.)"""
-    if w is not None or sign_out is not None:
-        raise NotImplementedError("the weighted log-sum-exp kernel is not in this build")
-    kernels.lse_family(x=a, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=kernels.LSE,
-                       lse_out=lse_out, out=None, n_threads=nt)
-
-
 def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,
                 n_threads=None):
     """logsumexp, softmax and log_softmax with scipy.special's conventions (see _lse)."""
@@ -507,7 +506,10 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
         return_sign = _args.check_bool(return_sign, "return_sign")
         res = np.empty(lay.n_outer * lay.inner, dtype=a.dtype)
         sign = np.empty_like(res) if return_sign else None
-        _lse_reduce(flat, None if w is None else _lse.for_kernels(w, lay), lay, res, sign, nt)
+        # the weights are read in the same sweep as x, laid out alike
+        kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
+                           b=None if w is None else _lse.for_kernels(w, lay), lse_out=res,
+                           sign_out=sign, out=None, n_threads=nt)
         shape = _lse.reduced_shape(a.shape, axes, keepdims)
         results = tuple(_lse_result(r.reshape(shape), result_dtype) for r in (res, sign)
                         if r is not None)
@@ -515,11 +517,11 @@ def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=No
     buf, copy_to, result = _args.grad_buffer(out, a.shape, result_dtype, a.dtype, (xv, a))
     if lay.perm is None:
         kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
-                           lse_out=None, out=buf.reshape(-1), n_threads=nt)
+                           b=None, lse_out=None, sign_out=None, out=buf.reshape(-1), n_threads=nt)
     else:                                # the reduced axes were moved last: move them back
         moved = np.empty(a.size, dtype=a.dtype)
         kernels.lse_family(x=flat, n_outer=lay.n_outer, C=lay.C, inner=lay.inner, mode=mode,
-                           lse_out=None, out=moved, n_threads=nt)
+                           b=None, lse_out=None, sign_out=None, out=moved, n_threads=nt)
         np.copyto(buf, _lse.from_kernels(moved, a.shape, lay))
     if out is not None:
         return _args.finish_grad(buf, copy_to, result, result_dtype)
@@ -533,9 +535,22 @@ def _lse_result(res, result_dtype):
     return res if res.ndim else res[()]
 
 
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: Literal[False] = ...) -> Scalar | Array: ...
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: Literal[True]) -> tuple[Scalar | Array, Scalar | Array]: ...
+@overload
+def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = ..., keepdims: bool = ...,
+              n_threads: int | None = ..., *, b: ArrayInput | None = ...,
+              return_sign: bool = ...) -> Scalar | Array | tuple[Scalar | Array, Scalar | Array]: ...
 def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: bool = False,
-              n_threads: int | None = None) -> Scalar | Array:
-    """``log(sum(exp(x)))`` along ``axis``, stable for any finite input, as ``scipy.special.logsumexp``.
+              n_threads: int | None = None, *, b: ArrayInput | None = None,
+              return_sign: bool = False) -> Scalar | Array | tuple[Scalar | Array, Scalar | Array]:
+    """``log(sum(b * exp(x)))`` along ``axis``, stable for any finite input, as ``scipy.special.logsumexp``.
 
     Parameters
     ----------
@@ -548,12 +563,51 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
         Keep the reduced axes as axes of length 1.
     n_threads : int, optional
         Threads for this call (default :func:`fastxent.get_num_threads`).
+    b : array_like, optional
+        Weights of the exponentials, broadcast against ``x`` (real numbers of
+        any sign).  A zero weight leaves its term out, even where ``x`` is
+        inf or NaN.  Read in the same sweep as ``x``: the weighted terms are
+        never stored.
+    return_sign : bool, default False
+        Also return the sign of the sum.  Without it, a negative sum gives NaN.
 
     Returns
     -------
     lse : NumPy scalar or ndarray
-        Of ``x``'s floating dtype (float64 for integer input), shaped like ``x``
-        without the reduced axes; a NumPy scalar where that shape is ``()``.
+        ``log(|sum(b * exp(x))|)``, shaped like ``x`` without the reduced axes
+        (or with them of length 1, for ``keepdims``); a NumPy scalar where
+        that shape is ``()``.  Its dtype is SciPy's: ``x``'s and ``b``'s
+        promoted, float64 where that is an integer dtype.  An empty sum gives
+        ``-inf``.
+    sign : NumPy scalar or ndarray
+        Only with ``return_sign=True``: the sign of the sum, 1.0, -1.0, 0.0
+        (a sum of 0, empty sums included) or NaN, shaped and typed like ``lse``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` or ``b`` is complex or not a number array, if ``axis`` is
+        not an integer, a tuple of them or None, or if ``keepdims`` or
+        ``return_sign`` is not a bool.
+    ValueError
+        If ``b`` does not broadcast against ``x``, or an axis is out of range
+        or named twice.
+
+    See Also
+    --------
+    softmax : The gradient of ``logsumexp``.
+    scipy.special.logsumexp : The reference for these conventions.
+
+    Notes
+    -----
+    With ``M`` the largest ``x`` of nonzero weight, the kernel sums
+    ``b * exp(x - M)`` in float64 in one sweep of ``x`` and ``b``, the terms
+    at ``M`` apart from the others, so that a result near 0 keeps its
+    relative precision (``log|top| + log1p(rest / top)``).  Where SciPy's
+    result differs, the differences are listed in ``tests/external/DIFFERENCES.md``:
+    the sign of an empty sum is 0 (SciPy: -1), a zero weight always hides an
+    inf or NaN ``x``, and sums whose largest weighted terms cancel do not
+    overflow.
 
     Examples
     --------
@@ -564,8 +618,23 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
     (3,)
     >>> float(fastxent.logsumexp([1, 2, 3], axis=None))      # integers: float64
     3.4076059644443806
+
+    Weights, negative ones included, and the sign of the sum:
+
+    >>> x = np.array([1.0, 2.0])
+    >>> float(fastxent.logsumexp(x, b=[2.0, 0.5]))            # log(2 e + e^2 / 2)
+    2.2116852609945026
+    >>> lse, sign = fastxent.logsumexp(x, b=[1.0, -1.0], return_sign=True)
+    >>> round(float(lse), 6), float(sign)                     # e - e^2 < 0
+    (1.541325, -1.0)
+
+    A zero weight masks its entry, whatever its value:
+
+    >>> round(float(fastxent.logsumexp([np.log(2.0), np.inf, np.log(3.0)], b=[1, 0, 1])), 12)
+    1.609437912434
     """
-    return _lse_family(kernels.LSE, x, axis, keepdims, n_threads=n_threads)
+    return _lse_family(kernels.LSE, x, axis, keepdims, b=b, return_sign=return_sign,
+                       n_threads=n_threads)
 
 
 def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array | None = None,

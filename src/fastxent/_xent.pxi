@@ -151,6 +151,54 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
         return run_xent_blocks(fx_xent_block_d, &A, n_threads)
 
 
+def xent_slice(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
+               const int64_t[::1] y, int64_t ignore_index, const real[::1] t,
+               const real[::1] w, double w_sum, double eps,
+               real[::1] loss_out, real[::1] grad, const double[::1] gout,
+               double gscale, const double[::1] row_max, const double[::1] log_norm,
+               const double[::1] mass, int64_t class_offset, int64_t n_classes,
+               double w_sum_all, int n_threads):
+    """Cross-entropy of the classes ``[class_offset, class_offset + C)`` of an
+    ``n_classes`` problem (a class slice); returns the slice's loss sum.
+
+    As :func:`xent`, with the softmax of the whole row: ``row_max`` and
+    ``log_norm`` (per sample) give each sample's log-sum-exp over all the
+    classes.  ``y`` holds indices in ``[0, n_classes)``; ``w`` (optional) the
+    weights of all ``n_classes`` classes, ``w_sum`` the sum of the slice's and
+    ``w_sum_all`` of all of them; ``mass`` (per sample, probabilities ``t``
+    only) the total target mass ``sum_c w_c q_c`` over all the classes.
+    """
+    if (y is None) == (t is None):
+        raise ValueError("xent_slice takes class indices y or probabilities t, exactly one")
+    if (t is None) != (mass is None):
+        raise ValueError("xent_slice takes mass with probabilities t, and only then")
+    if class_offset < 0 or C > n_classes or class_offset > n_classes - C:   # (no overflow)
+        raise ValueError(f"classes [{class_offset}, {class_offset + C}) are not a slice of "
+                         f"{n_classes} classes")
+    cdef const real[::1] no_w = None      # w covers all n_classes: set below
+    cdef fx_xent_args A = xent_args(x, n_outer, C, inner, y, ignore_index, no_w, loss_out, grad,
+                                    gout, gscale)
+    cdef Py_ssize_t n = n_outer * inner
+    A.t = addr(t, x.shape[0], "t")
+    A.eps = eps
+    A.w_sum = w_sum
+    A.w = addr(w, n_classes, "w")
+    if A.w != NULL:
+        A.w = <const void *>(<const real *>A.w + class_offset)
+    A.row_max = <const double *>addr(row_max, n, "row_max")
+    A.log_norm = <const double *>addr(log_norm, n, "log_norm")
+    if n > 0 and (A.row_max == NULL or A.log_norm == NULL):
+        raise ValueError("xent_slice needs row_max and log_norm")
+    A.mass = <const double *>addr(mass, n, "mass")
+    A.class_offset = class_offset
+    A.n_classes = n_classes
+    A.w_sum_all = w_sum_all
+    if real is float:
+        return run_xent_blocks(fx_xent_block_f, &A, n_threads)
+    else:
+        return run_xent_blocks(fx_xent_block_d, &A, n_threads)
+
+
 def nll(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
         const int64_t[::1] y, int64_t ignore_index, const real[::1] w,
         real[::1] loss_out, real[::1] grad, const double[::1] gout,
@@ -178,11 +226,17 @@ cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) n
 
 
 def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
-               int mode, real[::1] lse_out, real[::1] out, int n_threads):
+               int mode, const real[::1] b, real[::1] lse_out, real[::1] sign_out,
+               real[::1] out, int n_threads):
     """log-sum-exp over the class axis into ``lse_out`` (per sample, optional)
-    and, for mode SOFTMAX / LOG_SOFTMAX, softmax or log_softmax into ``out``."""
+    and, for mode SOFTMAX / LOG_SOFTMAX, softmax or log_softmax into ``out``.
+    For mode LSE, ``b`` (like ``x``) weighs the exponentials and ``sign_out``
+    (per sample) receives the sign of the sum, ``lse_out`` then ``log|sum|``
+    (without it, a negative sum's log-sum-exp is NaN)."""
     if mode not in (FX_LSE, FX_SOFTMAX, FX_LOG_SOFTMAX):
         raise ValueError(f"mode must be LSE, SOFTMAX or LOG_SOFTMAX, got {mode}")
+    if mode != FX_LSE and (b is not None or sign_out is not None):
+        raise ValueError("b and sign_out are options of mode LSE only")
     cdef fx_lse_args A
     memset(&A, 0, sizeof(A))
     A.shape = layout_of(x.shape[0], n_outer, C, inner)
@@ -190,6 +244,8 @@ def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_
     A.mode = mode
     A.lse = <void *>addr(lse_out, n_outer * inner, "lse_out")
     A.out = <void *>addr(out, x.shape[0], "out")
+    A.b = addr(b, x.shape[0], "b")
+    A.sign = <void *>addr(sign_out, n_outer * inner, "sign_out")
     if real is float:
         run_lse_blocks(fx_lse_block_f, &A, n_threads)
     else:

@@ -25,11 +25,11 @@ the same bits on every scheduler and any number of workers, within a few ulp
 of the in-memory result.
 
 Class axis split across blocks (vocabulary-parallel): ``logsumexp``,
-``softmax``, ``log_softmax``, the losses of ``cross_entropy`` and both loss and
-gradient of ``nll_loss`` are computed from per-block statistics combined
-exactly (see :mod:`fastxent._dask_vocab`).  The gradient of ``cross_entropy``
-needs fastxent's class-slice entry point (``SLICE_KERNEL`` below); until it
-exists, ``return_grad=True`` with a split class axis raises NotImplementedError.
+``softmax``, ``log_softmax``, ``cross_entropy`` and ``nll_loss``, losses and
+gradients, are computed from per-block statistics combined exactly (see
+:mod:`fastxent._dask_vocab`); each block of the ``cross_entropy`` gradient is
+one call of :func:`fastxent.cross_entropy_class_slice` (``SLICE_KERNEL``
+below states its contract).
 
 Threads.  With ``n_threads=None`` a task run by a pool of Dask threads (the
 threaded scheduler, ``dask.distributed`` workers) calls fastxent with one
@@ -64,14 +64,14 @@ __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_en
 #: chunking gives the same bits on every scheduler and any number of workers.
 TREE_ARITY = 8
 
-#: The specification, as text, of the kernel a split class axis's gradient needs.
+#: The contract, as text, of the in-memory entry point a split class axis's gradient calls.
 #:
 #: :func:`cross_entropy` with ``return_grad=True`` and the class axis split
-#: across blocks needs an in-memory entry point that makes one fused pass over
-#: a block of classes, given each sample's normalizer over all classes;
-#: ``print(fastxent.dask.SLICE_KERNEL)`` shows its signature and formulas.
-#: Until fastxent has that function, such a call raises NotImplementedError.
-SLICE_KERNEL = f"""fastxent.{_b.SLICE_KERNEL_NAME}(input, target, row_max, log_norm, weight=None, *,
+#: across blocks calls :func:`fastxent.cross_entropy_class_slice` on every
+#: block: one fused pass over a block of classes, given each sample's
+#: normalizer over all classes; ``print(fastxent.dask.SLICE_KERNEL)`` shows its
+#: signature and formulas.
+SLICE_KERNEL = """fastxent.cross_entropy_class_slice(input, target, row_max, log_norm, weight=None, *,
     class_start, num_classes, target_mass=None, ignore_index=-100, label_smoothing=0.0,
     axis=None, reduction="none", return_grad=False, grad_output=None, out=None,
     n_threads=None)
@@ -84,14 +84,14 @@ give each sample's normalizer over all C classes: lse = row_max + log_norm, with
 maximum logit (0 where the row has none finite) and log_norm = log sum_c exp(x_c - row_max);
 the kernel uses lp_c = (x_c - row_max) - log_norm, as in memory.  ``weight`` is the (C,)
 vector of all classes; ``target_mass`` (float64, per sample, probability targets only) is
-sum_{{c<C}} w_c q_c.  Returns the slice's loss terms, which add up over the slices to the
+sum_{c<C} w_c q_c.  Returns the slice's loss terms, which add up over the slices to the
 in-memory per-sample loss:
-    index:  (1-eps) w_y (-lp_y) [y in slice] + (eps/C) sum_{{c in slice}} w_c (-lp_c)
+    index:  (1-eps) w_y (-lp_y) [y in slice] + (eps/C) sum_{c in slice} w_c (-lp_c)
             (0 where ignored),
-    probs:  sum_{{c in slice}} w_c q_c (-lp_c),  q = (1-eps) t + eps/C,
+    probs:  sum_{c in slice} w_c q_c (-lp_c),  q = (1-eps) t + eps/C,
 and with return_grad the gradient of sum_n grad_output_n * loss_n with respect to the slice:
     index:  go_n (M_n exp(lp_c) - (1-eps) w_y [c == y_n] - (eps/C) w_c),
-            M_n = (1-eps) w_y + (eps/C) sum_{{c<C}} w_c (0 where ignored),
+            M_n = (1-eps) w_y + (eps/C) sum_{c<C} w_c (0 where ignored),
     probs:  go_n (target_mass_n exp(lp_c) - w_c q_c).
 One fused pass over the slice, as cross_entropy's; "sum" returns the float64 total."""
 
@@ -309,11 +309,6 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
 def _split_xent(x, tgt, wd, swd, god, scale, w64, index, denom, spec):
     """cross_entropy with the class axis split across blocks (see fastxent._dask_vocab)."""
     ax, reduction, return_grad = spec["axis"], spec["reduction"], spec["return_grad"]
-    if return_grad and not hasattr(fastxent, _b.SLICE_KERNEL_NAME):
-        raise NotImplementedError(
-            "cross_entropy with return_grad=True and the class axis split across blocks needs "
-            f"fastxent.{_b.SLICE_KERNEL_NAME} (see fastxent.dask.SLICE_KERNEL), which this fastxent "
-            f"does not have; rechunk input to one block along axis {ax}: input.rechunk({{{ax}: -1}})")
     letters = "abcdefghijklmnopqrstuvwxyz"[:x.ndim]
     out_ind = letters[:ax] + letters[ax + 1:]
     stats = _tuples(_v.xent_stats, x, tgt, wd, spec=spec, like=x)
@@ -425,10 +420,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         outside ``[0, C)`` that is not ``ignore_index`` (the message names the
         value, its index within the block and the block).
     NotImplementedError
-        At the call: ``return_grad=True`` with the class axis split across
-        blocks (rechunk it to one block, ``input.rechunk({axis: -1})``) until
-        fastxent has the class-slice kernel ``SLICE_KERNEL`` describes; a
-        ``sample_weight`` until :func:`fastxent.cross_entropy` takes it.
+        At the call: a ``sample_weight`` until :func:`fastxent.cross_entropy`
+        takes it.
 
     See Also
     --------
@@ -457,11 +450,12 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     >>> bool(np.isclose(loss_value, fastxent.cross_entropy(x, y)))
     True
 
-    The class axis split in two blocks (the loss only):
+    The class axis split in two blocks, loss and gradient:
 
     >>> split = da.from_array(x, chunks=(500, 10))
-    >>> bool(np.isclose(fxd.cross_entropy(split, y).compute(), loss_value))
-    True
+    >>> split_loss, split_grad = dask.compute(*fxd.cross_entropy(split, y, return_grad=True))
+    >>> bool(np.isclose(split_loss, loss_value)), bool(np.allclose(split_grad, grad_value))
+    (True, True)
     """
     return _multiclass("xent", input, target, weight, ignore_index, reduction, label_smoothing,
                        axis, return_grad, grad_output, out, n_threads, sample_weight)

@@ -67,8 +67,19 @@ cdef extern from "fx_xent.h" nogil:
         const double *gout      # per-sample factor of the gradient, or NULL
         double gscale           # its scalar factor: a "mean" passes
                                 # grad_output / what it divides by
-        double z_loss           # adds z_loss * lse**2 to each kept sample's loss (0: off)
-        double softcap          # logits read as softcap * tanh(x / softcap) (0: off)
+        # A class slice (vocabulary-parallel; off where row_max is NULL): x holds
+        # classes [class_offset, class_offset + C) of n_classes, y indices of all
+        # of them, w points at the slice's weights inside all n_classes weights,
+        # w_sum sums the slice's; the softmax is the whole row's.
+        const double *row_max   # per sample: the max over all classes
+        const double *log_norm  # per sample: log sum exp(x - row_max), all classes
+        const double *mass      # probabilities: per sample, sum w_c q_c over all classes
+        int64_t class_offset
+        int64_t n_classes
+        double w_sum_all        # the sum of all n_classes weights
+        # language-model options (0: off; not with a class slice)
+        double z_loss           # adds z_loss * lse**2 to each kept sample's loss
+        double softcap          # logits read as softcap * tanh(x / softcap)
 
     # One call of log-sum-exp / softmax / log_softmax (scipy.special semantics).
     ctypedef struct fx_lse_args:
@@ -77,6 +88,8 @@ cdef extern from "fx_xent.h" nogil:
         int mode                # FX_LSE, FX_SOFTMAX or FX_LOG_SOFTMAX
         void *lse               # REAL per sample, or NULL
         void *out               # REAL like x, or NULL
+        const void *b           # REAL like x: logsumexp's weights (FX_LSE), or NULL
+        void *sign              # REAL per sample: the sum's sign (FX_LSE), or NULL
 
     ctypedef struct fx_target_stats:
         Py_ssize_t first_bad    # first sample with an index out of range, or -1
