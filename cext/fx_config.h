@@ -39,6 +39,8 @@
                                  fits in L2 (rows up to this length are read once) */
 #define FX_MAX_CHUNKS 64      /* chunks per row at most (the chunk grows past that) */
 #define FX_ROW_BLOCK 16384    /* elements per block of rows (at least one row) */
+#define FX_CAP_BLOCK 256      /* logits soft-capped into a buffer at a time in a row
+                                 (cross-entropy's softcap): one partial sum each */
 #define FX_SAMPLE_BLOCK 65536 /* targets per block of the target check (the sums
                                  of a "mean" denominator) */
 

@@ -42,7 +42,7 @@ static inline void FX_SFX(fx_lse_tile_refine)(const fx_lse_args *A, const REAL *
         any |= want[l];
     }
     if (!any) return;
-    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m2, sh2, precise, NULL, 1);
+    FX_SFX(fx_tile_stats)(x, T, A->shape.C, stride, m2, sh2, precise, NULL, 1, 0);
     for (l = 0; l < T; l++)
         if (want[l]) log_s[l] = precise[l];
 }
@@ -95,7 +95,7 @@ static inline void FX_SFX(fx_lse_row_out)(const fx_lse_args *A, const FX_SFX(fx_
         for (Py_ssize_t k = 0; k < row->nk; k++) {
             Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
             REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, row->log_s, 1.0);
-            FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0);
+            FX_SFX(fx_chunk_grad)(orow + off, len, f, NULL, NULL, 0, 0, NULL, 0);
         }
     } else {
         for (j = 0; j < C; j++) orow[j] = (REAL)fx_log_softmax_elem(xr[j], row->M, row->log_s);
@@ -114,7 +114,7 @@ static void FX_SFX(fx_lse_rows)(const fx_lse_args *A, fx_block k)
         FX_SFX(fx_row_stats_w)(xr, br, C, &row, A->mode == FX_SOFTMAX ? orow : NULL, 0);
         if (!br && fx_lse_wants_precise(row.M, row.log_s, row.finite, A->mode,
                                         FX_SFX(fx_precise_bound)(C)))
-            FX_SFX(fx_row_stats)(xr, C, &row, NULL, 1);
+            FX_SFX(fx_row_stats)(xr, C, &row, NULL, 1, 0);
         double lse = fx_lse_finish(row.M, row.log_s, row.finite, row.sgn, A->sign != NULL);
         if (A->lse) ((REAL *)A->lse)[n] = (REAL)lse;
         if (A->sign) ((REAL *)A->sign)[n] = (REAL)fx_lse_sign(row.log_s, row.sgn);

@@ -19,7 +19,8 @@
 #endif
 
 /* ---- float: Taylor terms of exp to degree 7 (|r| <= ln2/2: < 0.1 ulp) ---- */
-static FX_INLINE float fx_exp_poly_f(float r)
+/* (exp(r) - 1) / r: fx_expm1_pos needs it apart from the leading 1 */
+static FX_INLINE float fx_expm1_poly_f(float r)
 {
     float p = 1.0f / 5040.0f + r * (1.0f / 40320.0f);
     p = 1.0f / 720.0f + r * p;
@@ -27,9 +28,9 @@ static FX_INLINE float fx_exp_poly_f(float r)
     p = 1.0f / 24.0f + r * p;
     p = 1.0f / 6.0f + r * p;
     p = 0.5f + r * p;
-    p = 1.0f + r * p;
     return 1.0f + r * p;
 }
+static FX_INLINE float fx_exp_poly_f(float r) { return 1.0f + r * fx_expm1_poly_f(r); }
 /* log: R(z) / z with the odd-series terms 2/(2k+1), |s| <= 0.1716 */
 static FX_INLINE float fx_log_poly_f(float z)
 {
@@ -41,7 +42,7 @@ static FX_INLINE float fx_log_poly_f(float z)
 }
 
 /* ---- double: Taylor terms of exp to degree 13 ---- */
-static FX_INLINE double fx_exp_poly_d(double r)
+static FX_INLINE double fx_expm1_poly_d(double r)
 {
     double p = 1.0 / 6227020800.0;              /* 1/13! */
     p = 1.0 / 479001600.0 + r * p;              /* 1/12! */
@@ -55,9 +56,9 @@ static FX_INLINE double fx_exp_poly_d(double r)
     p = 1.0 / 24.0 + r * p;
     p = 1.0 / 6.0 + r * p;
     p = 0.5 + r * p;
-    p = 1.0 + r * p;
     return 1.0 + r * p;
 }
+static FX_INLINE double fx_exp_poly_d(double r) { return 1.0 + r * fx_expm1_poly_d(r); }
 static FX_INLINE double fx_log_poly_d(double z)
 {
     double p = 2.0 / 23.0;
@@ -90,6 +91,8 @@ static FX_INLINE double fx_log_poly_d(double z)
 #define FX_C_SQRTH_BITS 0x3f3504f3u           /* sqrt(1/2) */
 #define FX_C_MIN_NORMAL 1.17549435e-38f
 #define FX_C_TWO_MANT 8388608.0f
+#define FX_C_TANH_ONE 10.0f                   /* above: tanh rounds to 1 */
+#define FX_C_DTANH_ZERO 40.0f                 /* above: 1 - tanh**2 < 1e-34, taken as 0 */
 #include "fx_math_impl.h"   /* it #undefs its parameters */
 
 /* ---- double instance ---- */
@@ -109,6 +112,8 @@ static FX_INLINE double fx_log_poly_d(double z)
 #define FX_C_SQRTH_BITS 0x3fe6a09e667f3bcdull
 #define FX_C_MIN_NORMAL 2.2250738585072014e-308
 #define FX_C_TWO_MANT 4503599627370496.0
+#define FX_C_TANH_ONE 20.0
+#define FX_C_DTANH_ZERO 350.0                 /* 1 - tanh**2 < 1e-303 */
 #include "fx_math_impl.h"
 
 #endif

@@ -75,6 +75,54 @@ static FX_INLINE REAL FX_SFX(fx_log1p)(REAL u)
     return res;
 }
 
+/* exp(z) - 1 for 0 <= z <= 2 FX_C_DTANH_ZERO, within about 1 ulp: exp's
+   reduction z = n ln2 + r, then 2**n (exp(r) - 1) + (2**n - 1), which keeps
+   the relative precision of a small z (n = 0) that exp(z) - 1 would lose. */
+static FX_INLINE REAL FX_SFX(fx_expm1_pos)(REAL z)
+{
+    const REAL shifter = FX_C_SHIFTER;
+    REAL t = z * (REAL)FX_C_LOG2E + shifter;
+    REAL n = t - shifter;
+    REAL r = z - n * FX_C_LN2_HI;
+    r = r - n * FX_C_LN2_LO;
+    REAL em1_r = r * FX_SFX(fx_expm1_poly)(r);
+    SINT ni = (SINT)(FX_SFX(fx_bits)(t) - FX_SFX(fx_bits)(shifter));  /* 0 <= n < BIAS */
+    REAL s = FX_SFX(fx_from_bits)(((UINT)(ni + FX_C_BIAS)) << FX_C_MANT);
+    return s * em1_r + (s - (REAL)1);
+}
+
+/* tanh(u) = (e - 1) / (e + 1), e = exp(2 |u|), the sign of u restored; within
+   a few ulp; +-1 beyond FX_C_TANH_ONE (where it rounds to 1) and for +-inf,
+   NaN for NaN. */
+static FX_INLINE REAL FX_SFX(fx_tanh)(REAL u)
+{
+    REAL a = u < (REAL)0 ? -u : u;
+    a = a > FX_C_TANH_ONE ? (REAL)FX_C_TANH_ONE : a;            /* NaN stays NaN */
+    REAL em1 = FX_SFX(fx_expm1_pos)((REAL)2 * a);
+    REAL th = em1 / (em1 + (REAL)2);
+    return u < (REAL)0 ? -th : th;
+}
+
+/* 1 - tanh(u)**2 = 4 e / (e + 1)**2, e = exp(2 |u|): its relative precision
+   is kept where tanh(u) is near 1 (where 1 - tanh**2 would cancel); 0 beyond
+   FX_C_DTANH_ZERO and for +-inf, NaN for NaN. */
+static FX_INLINE REAL FX_SFX(fx_dtanh)(REAL u)
+{
+    REAL a = u < (REAL)0 ? -u : u;
+    REAL ac = a > FX_C_DTANH_ZERO ? (REAL)FX_C_DTANH_ZERO : a;
+    REAL em1 = FX_SFX(fx_expm1_pos)((REAL)2 * ac);
+    REAL q = (REAL)1 / (em1 + (REAL)2);
+    REAL d = ((REAL)4 * q) * ((em1 + (REAL)1) * q);
+    return a > FX_C_DTANH_ZERO ? (REAL)0 : d;
+}
+
+/* Gemma 2's soft-capping of a logit, cap tanh(x / cap) (inv_cap = 1 / cap):
+   +-cap for +-inf, NaN for NaN.  Its derivative is fx_dtanh(x inv_cap). */
+static FX_INLINE REAL FX_SFX(fx_cap)(REAL x, REAL cap, REAL inv_cap)
+{
+    return cap * FX_SFX(fx_tanh)(x * inv_cap);
+}
+
 #undef REAL
 #undef UINT
 #undef SINT
@@ -91,3 +139,5 @@ static FX_INLINE REAL FX_SFX(fx_log1p)(REAL u)
 #undef FX_C_SQRTH_BITS
 #undef FX_C_MIN_NORMAL
 #undef FX_C_TWO_MANT
+#undef FX_C_TANH_ONE
+#undef FX_C_DTANH_ZERO

@@ -3,7 +3,38 @@
  * exponentials, target masses, over contiguous chunks (rows) or across the lanes
  * of a tile.  fx_xent.h instantiates it once per dtype (REAL, FX_SFX) through
  * fx_dtypes.h.
+ *
+ * Soft-capping (cross-entropy's softcap, `cap` > 0; 0: off) is applied where a
+ * logit is loaded.  The sums along a row cap FX_CAP_BLOCK logits into a stack
+ * buffer and run their plain loop on it (a cap inside their lanes' loop
+ * vectorizes poorly); the other loops are `_body` functions that read logits
+ * through FX_LOGIT / FX_DCAP and take a constant `capped`, called once with 1
+ * and once with 0, so that the uncapped loop compiles exactly as without the
+ * option (a test per chunk or tile, none per element).  The max needs no
+ * capping pass: cap tanh(x / cap) increases with x, so the capped max is the
+ * cap of the max.
  */
+
+#ifndef FX_LOGIT
+/* The logit x as a loop of a `_body` function sees it (`capped`, `cap` and
+   `inv_cap` in scope); FX_DCAP(v, x): v times the derivative of the cap at x. */
+#define FX_LOGIT(x) (capped ? FX_SFX(fx_cap)((x), cap, inv_cap) : (x))
+#define FX_DCAP(v, x) (capped ? (v) * FX_SFX(fx_dtanh)((x) * inv_cap) : (v))
+#endif
+
+/* The cap of a chunk's or a lane's max (a no-op without softcap). */
+static FX_INLINE REAL FX_SFX(fx_cap_max)(REAL m, REAL cap)
+{
+    return cap > (REAL)0 ? FX_SFX(fx_cap)(m, cap, (REAL)1 / cap) : m;
+}
+
+/* c[0:n] = the soft-capped x[0:n] (cap > 0). */
+static FX_INLINE void FX_SFX(fx_cap_block)(const REAL *restrict x, Py_ssize_t n, REAL cap,
+                                        REAL *restrict c)
+{
+    const REAL inv_cap = (REAL)1 / cap;
+    for (Py_ssize_t j = 0; j < n; j++) c[j] = FX_SFX(fx_cap)(x[j], cap, inv_cap);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Over one contiguous chunk (a row, or part of a long row)                  */
@@ -30,8 +61,8 @@ static inline REAL FX_SFX(fx_chunk_max_w)(const REAL *restrict x, const REAL *re
 }
 
 /* 1 when the softmax of x[0:n] is NaN throughout: a NaN, a +inf, or no entry
-   above -inf. */
-static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n)
+   above -inf; with softcap (every capped logit in [-cap, cap]) a NaN only. */
+static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n, REAL cap)
 {
     REAL m = -(REAL)INFINITY;
     int nan = 0;
@@ -40,7 +71,7 @@ static inline int FX_SFX(fx_softmax_is_nan)(const REAL *restrict x, Py_ssize_t n
         m = x[j] > m ? x[j] : m;
         nan |= x[j] != x[j];
     }
-    return nan || !(m > -(REAL)INFINITY && m < (REAL)INFINITY);
+    return nan || (cap == (REAL)0 && !(m > -(REAL)INFINITY && m < (REAL)INFINITY));
 }
 
 /* Shift of a chunk for the exponentials: its max, or 0 when the max is not
@@ -87,12 +118,28 @@ static inline double FX_SFX(fx_chunk_sumexp)(const REAL *restrict x, const REAL 
     return s;
 }
 
+/* fx_chunk_sumexp of the soft-capped x[0:n] (cap > 0), capped into a buffer
+   FX_CAP_BLOCK at a time (the loop on the buffer is the plain one: a cap inside
+   the lanes' loop vectorizes poorly), whose sums are added in order. */
+static inline double FX_SFX(fx_chunk_sumexp_capped)(const REAL *restrict x, Py_ssize_t n, REAL shift,
+                                                     REAL *restrict e_out, REAL cap)
+{
+    REAL c[FX_CAP_BLOCK];
+    double s = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_CAP_BLOCK) {
+        Py_ssize_t len = n - j0 < FX_CAP_BLOCK ? n - j0 : FX_CAP_BLOCK;
+        FX_SFX(fx_cap_block)(x + j0, len, cap, c);
+        s += FX_SFX(fx_chunk_sumexp)(c, NULL, len, shift, e_out ? e_out + j0 : NULL, NULL);
+    }
+    return s;
+}
+
 /* The weighted target mass of a chunk: returns sum_j w_j q_j (x_j - shift) and
    stores sum_j w_j q_j in *wq_sum, with q_j = a t_j + b (t NULL: q_j = b) and
-   w_j = 1 where w is NULL. */
-static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const REAL *t,
-                                             double a, double b, Py_ssize_t n, REAL shift,
-                                             double *wq_sum)
+   w_j = 1 where w is NULL; x_j soft-capped where cap > 0 (as fx_chunk_sumexp). */
+static FX_INLINE double FX_SFX(fx_chunk_wq_dot_plain)(const REAL *x, const REAL *w, const REAL *t,
+                                                      double a, double b, Py_ssize_t n, REAL shift,
+                                                      double *wq_sum)
 {
     double acc[FX_LANES], accq[FX_LANES];
     Py_ssize_t j = 0;
@@ -111,23 +158,51 @@ static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const
     *wq_sum = sq;
     return s;
 }
+static inline double FX_SFX(fx_chunk_wq_dot)(const REAL *x, const REAL *w, const REAL *t,
+                                             double a, double b, Py_ssize_t n, REAL shift,
+                                             double *wq_sum, REAL cap)
+{
+    if (cap == (REAL)0) return FX_SFX(fx_chunk_wq_dot_plain)(x, w, t, a, b, n, shift, wq_sum);
+    REAL c[FX_CAP_BLOCK];         /* as fx_chunk_sumexp_capped */
+    double d = 0.0, q;
+    *wq_sum = 0.0;
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += FX_CAP_BLOCK) {
+        Py_ssize_t len = n - j0 < FX_CAP_BLOCK ? n - j0 : FX_CAP_BLOCK;
+        FX_SFX(fx_cap_block)(x + j0, len, cap, c);
+        d += FX_SFX(fx_chunk_wq_dot_plain)(c, w ? w + j0 : NULL, t ? t + j0 : NULL, a, b, len, shift, &q);
+        *wq_sum += q;
+    }
+    return d;
+}
 
 /* g[j] = g[j] * f - w_j (a t_j + b): turns stored exponentials into the gradient
-   (t NULL: q_j = b; w NULL: w_j = 1).  Without probabilities and with b == 0
-   the weights are not touched: an unused infinite weight changes nothing. */
-static inline void FX_SFX(fx_chunk_grad)(REAL *restrict g, Py_ssize_t n, REAL f,
-                                         const REAL *restrict w, const REAL *restrict t, REAL a, REAL b)
+   (t NULL: q_j = b; w NULL: w_j = 1), times the derivative of the cap at x[j]
+   where cap > 0 (x: the chunk's logits; unread otherwise).  Without
+   probabilities and with b == 0 the weights are not touched: an unused
+   infinite weight changes nothing. */
+static FX_INLINE void FX_SFX(fx_chunk_grad_body)(REAL *restrict g, Py_ssize_t n, REAL f,
+                                                 const REAL *restrict w, const REAL *restrict t,
+                                                 REAL a, REAL b, const REAL *restrict x,
+                                                 REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     Py_ssize_t j;
     if (!t && b == (REAL)0) {
-        for (j = 0; j < n; j++) g[j] *= f;
+        for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f, x[j]);
     } else if (!t) {
-        if (w) for (j = 0; j < n; j++) g[j] = g[j] * f - w[j] * b;
-        else   for (j = 0; j < n; j++) g[j] = g[j] * f - b;
+        if (w) for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - w[j] * b, x[j]);
+        else   for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - b, x[j]);
     } else {
-        if (w) for (j = 0; j < n; j++) g[j] = g[j] * f - w[j] * (a * t[j] + b);
-        else   for (j = 0; j < n; j++) g[j] = g[j] * f - (a * t[j] + b);
+        if (w) for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - w[j] * (a * t[j] + b), x[j]);
+        else   for (j = 0; j < n; j++) g[j] = FX_DCAP(g[j] * f - (a * t[j] + b), x[j]);
     }
+}
+static inline void FX_SFX(fx_chunk_grad)(REAL *restrict g, Py_ssize_t n, REAL f,
+                                         const REAL *restrict w, const REAL *restrict t, REAL a, REAL b,
+                                         const REAL *restrict x, REAL cap)
+{
+    if (cap > (REAL)0) FX_SFX(fx_chunk_grad_body)(g, n, f, w, t, a, b, x, cap, 1);
+    else FX_SFX(fx_chunk_grad_body)(g, n, f, w, t, a, b, x, (REAL)0, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -170,9 +245,9 @@ static FX_INLINE double FX_SFX(fx_row_log_s)(FX_SFX(fx_row) *row, const double *
 /* Fills row (shifts, max, log S) for x[0:C]; e (may be NULL) receives
    exp(x_j - the shift of its chunk); precise: see fx_chunk_sumexp.  b (may be
    NULL): logsumexp's weights, b[0:C]; weighted sums are always precise and
-   store no exponentials. */
-static inline void FX_SFX(fx_row_stats_w)(const REAL *x, const REAL *b, Py_ssize_t C,
-                                          FX_SFX(fx_row) *row, REAL *e, int precise)
+   store no exponentials.  cap > 0 (b NULL, not precise): of the soft-capped x. */
+static inline void FX_SFX(fx_row_stats_of)(const REAL *x, const REAL *b, Py_ssize_t C,
+                                           FX_SFX(fx_row) *row, REAL *e, int precise, REAL cap)
 {
     double s[FX_MAX_CHUNKS], top[FX_MAX_CHUNKS];
     REAL M = -(REAL)INFINITY;
@@ -180,11 +255,15 @@ static inline void FX_SFX(fx_row_stats_w)(const REAL *x, const REAL *b, Py_ssize
     row->nk = C ? (C + row->K - 1) / row->K : 0;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
-        REAL m = b ? FX_SFX(fx_chunk_max_w)(x + off, b + off, len) : FX_SFX(fx_chunk_max)(x + off, len);
+        REAL m = b ? FX_SFX(fx_chunk_max_w)(x + off, b + off, len)
+                   : FX_SFX(fx_cap_max)(FX_SFX(fx_chunk_max)(x + off, len), cap);
         REAL sh = FX_SFX(fx_shift_of)(m);
         row->shift[k] = m == -(REAL)INFINITY ? -(REAL)INFINITY : sh;
-        s[k] = FX_SFX(fx_chunk_sumexp)(x + off, b ? b + off : NULL, len, sh, e ? e + off : NULL,
-                                       precise || b ? &top[k] : NULL);
+        if (cap > (REAL)0)
+            s[k] = FX_SFX(fx_chunk_sumexp_capped)(x + off, len, sh, e ? e + off : NULL, cap);
+        else
+            s[k] = FX_SFX(fx_chunk_sumexp)(x + off, b ? b + off : NULL, len, sh, e ? e + off : NULL,
+                                           precise || b ? &top[k] : NULL);
         M = m > M ? m : M;
     }
     row->M = (double)M;
@@ -192,18 +271,25 @@ static inline void FX_SFX(fx_row_stats_w)(const REAL *x, const REAL *b, Py_ssize
     row->log_s = FX_SFX(fx_row_log_s)(row, s, precise || b ? top : NULL, b != NULL);
 }
 
-/* fx_row_stats_w without weights. */
-static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_row) *row,
-                                        REAL *e, int precise)
+/* With logsumexp's weights b (may be NULL). */
+static inline void FX_SFX(fx_row_stats_w)(const REAL *x, const REAL *b, Py_ssize_t C,
+                                          FX_SFX(fx_row) *row, REAL *e, int precise)
 {
-    FX_SFX(fx_row_stats_w)(x, NULL, C, row, e, precise);
+    FX_SFX(fx_row_stats_of)(x, b, C, row, e, precise, (REAL)0);
+}
+
+/* Without weights, soft-capped where cap > 0 (then not precise). */
+static inline void FX_SFX(fx_row_stats)(const REAL *x, Py_ssize_t C, FX_SFX(fx_row) *row,
+                                        REAL *e, int precise, REAL cap)
+{
+    FX_SFX(fx_row_stats_of)(x, NULL, C, row, e, precise, cap);
 }
 
 /* The row's weighted target mass relative to M: returns sum_j w_j q_j (x_j - M)
    and stores sum_j w_j q_j in *q, with q_j = a t_j + b (see fx_chunk_wq_dot). */
 static inline double FX_SFX(fx_row_mass)(const FX_SFX(fx_row) *row, const REAL *x, Py_ssize_t C,
                                          const REAL *w, const REAL *t, double a, double b,
-                                         double *q)
+                                         double *q, REAL cap)
 {
     double d = 0.0;
     *q = 0.0;
@@ -211,7 +297,8 @@ static inline double FX_SFX(fx_row_mass)(const FX_SFX(fx_row) *row, const REAL *
         Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
         REAL sh = FX_SFX(fx_shift_of)(row->shift[k]);
         double qk;
-        d += FX_SFX(fx_chunk_wq_dot)(x + off, w ? w + off : NULL, t ? t + off : NULL, a, b, len, sh, &qk)
+        d += FX_SFX(fx_chunk_wq_dot)(x + off, w ? w + off : NULL, t ? t + off : NULL, a, b, len, sh, &qk,
+                                     cap)
              + qk * ((double)sh - row->M);
         *q += qk;
     }
@@ -238,13 +325,16 @@ static inline double FX_SFX(fx_row_chunk_factor)(const FX_SFX(fx_row) *row, Py_s
    FX_CBLOCK classes (C terms added one by one would round like C terms: 1e-12
    relative at C = 1e5 in float64).  precise: see fx_chunk_sumexp.  b (may be
    NULL, laid out like x): logsumexp's weights, as in fx_row_stats_w; then
-   log_s[l] = log |sum_c b_c exp(..)| and sgn[l] its sign. */
-static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL *restrict b,
-                                           Py_ssize_t T, Py_ssize_t C, Py_ssize_t stride,
-                                           REAL *restrict m, REAL *restrict sh,
-                                           double *restrict log_s, double *restrict sgn,
-                                           REAL *restrict e, int precise)
+   log_s[l] = log |sum_c b_c exp(..)| and sgn[l] its sign.  capped (b NULL, not
+   precise): of the soft-capped logits (m and sh too). */
+static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, const REAL *restrict b,
+                                              Py_ssize_t T, Py_ssize_t C, Py_ssize_t stride,
+                                              REAL *restrict m, REAL *restrict sh,
+                                              double *restrict log_s, double *restrict sgn,
+                                              REAL *restrict e, int precise, REAL cap,
+                                              const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double s[FX_TILE], top[FX_TILE];
     Py_ssize_t c;
     int l;
@@ -257,6 +347,8 @@ static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL
         else
             for (l = 0; l < T; l++) m[l] = xc[l] > m[l] ? xc[l] : m[l];
     }
+    if (capped)
+        for (l = 0; l < T; l++) m[l] = FX_LOGIT(m[l]);
     for (l = 0; l < T; l++) sh[l] = FX_SFX(fx_shift_of)(m[l]);
     for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
         Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
@@ -266,7 +358,7 @@ static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL
             const REAL *xc = x + c * stride;
             if (e) {
                 REAL *ec = e + c * stride;
-                for (l = 0; l < T; l++) { REAL v = FX_SFX(fx_exp)(xc[l] - sh[l]); ec[l] = v; sb[l] += (double)v; }
+                for (l = 0; l < T; l++) { REAL v = FX_SFX(fx_exp)(FX_LOGIT(xc[l]) - sh[l]); ec[l] = v; sb[l] += (double)v; }
             } else if (b) {                   /* weighted: always precise */
                 const REAL *bc = b + c * stride;
                 for (l = 0; l < T; l++) {
@@ -284,7 +376,7 @@ static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL
                     top[l] += t_ ? 1.0 : 0.0;
                 }
             } else {
-                for (l = 0; l < T; l++) sb[l] += (double)FX_SFX(fx_exp)(xc[l] - sh[l]);
+                for (l = 0; l < T; l++) sb[l] += (double)FX_SFX(fx_exp)(FX_LOGIT(xc[l]) - sh[l]);
             }
         }
         for (l = 0; l < T; l++) s[l] += sb[l];
@@ -299,21 +391,37 @@ static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL
         log_s[l] = precise ? fx_log1p_d(s[l] + (top[l] - 1.0)) : fx_log_d(s[l]);
 }
 
-/* fx_tile_stats_w without weights. */
+/* With logsumexp's weights b (may be NULL). */
+static FX_INLINE void FX_SFX(fx_tile_stats_w)(const REAL *restrict x, const REAL *restrict b,
+                                           Py_ssize_t T, Py_ssize_t C, Py_ssize_t stride,
+                                           REAL *restrict m, REAL *restrict sh,
+                                           double *restrict log_s, double *restrict sgn,
+                                           REAL *restrict e, int precise)
+{
+    FX_SFX(fx_tile_stats_body)(x, b, T, C, stride, m, sh, log_s, sgn, e, precise, (REAL)0, 0);
+}
+
+/* Without weights, soft-capped where cap > 0 (then not precise). */
 static FX_INLINE void FX_SFX(fx_tile_stats)(const REAL *restrict x, Py_ssize_t T, Py_ssize_t C,
                                          Py_ssize_t stride, REAL *restrict m, REAL *restrict sh,
-                                         double *restrict log_s, REAL *restrict e, int precise)
+                                         double *restrict log_s, REAL *restrict e, int precise,
+                                         REAL cap)
 {
-    FX_SFX(fx_tile_stats_w)(x, NULL, T, C, stride, m, sh, log_s, NULL, e, precise);
+    if (cap > (REAL)0)
+        FX_SFX(fx_tile_stats_body)(x, NULL, T, C, stride, m, sh, log_s, NULL, e, 0, cap, 1);
+    else
+        FX_SFX(fx_tile_stats_body)(x, NULL, T, C, stride, m, sh, log_s, NULL, e, precise, (REAL)0, 0);
 }
 
 /* Per lane: the weighted target mass relative to sh, as fx_chunk_wq_dot:
    d[l] = sum_c w_c q (x - sh[l]) and q_out[l] = sum_c w_c q, q = a t + b, in
-   partial sums of FX_CBLOCK classes. */
-static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
-                                        Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
-                                        double a, double b, double *q_out, double *d)
+   partial sums of FX_CBLOCK classes; x soft-capped where cap > 0. */
+static FX_INLINE void FX_SFX(fx_tile_mass_body)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
+                                             Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
+                                             double a, double b, double *q_out, double *d,
+                                             REAL cap, const int capped)
 {
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     int l;
     for (l = 0; l < T; l++) { q_out[l] = 0.0; d[l] = 0.0; }
     for (Py_ssize_t c0 = 0; c0 < C; c0 += FX_CBLOCK) {
@@ -327,11 +435,18 @@ static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const R
             for (l = 0; l < T; l++) {
                 double q = tc ? a * (double)tc[l] + b : b;
                 Qb[l] += wc * q;
-                Db[l] += wc * q * (double)(xc[l] - sh[l]);
+                Db[l] += wc * q * (double)(FX_LOGIT(xc[l]) - sh[l]);
             }
         }
         for (l = 0; l < T; l++) { q_out[l] += Qb[l]; d[l] += Db[l]; }
     }
+}
+static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const REAL *w, Py_ssize_t T,
+                                        Py_ssize_t C, Py_ssize_t stride, const REAL *sh,
+                                        double a, double b, double *q_out, double *d, REAL cap)
+{
+    if (cap > (REAL)0) FX_SFX(fx_tile_mass_body)(x, t, w, T, C, stride, sh, a, b, q_out, d, cap, 1);
+    else FX_SFX(fx_tile_mass_body)(x, t, w, T, C, stride, sh, a, b, q_out, d, (REAL)0, 0);
 }
 
 /* Copies a (rows x cols) block with row stride ld_src into dst with row stride

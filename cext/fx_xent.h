@@ -83,6 +83,9 @@ typedef struct fx_xent_args {
     int64_t class_offset;
     int64_t n_classes;
     double w_sum_all;          /* the sum of all n_classes weights (n_classes without) */
+    /* language-model options (0: off; not with a class slice) */
+    double z_loss;             /* adds z_loss lse**2 to each kept sample's loss, >= 0 */
+    double softcap;            /* logits x read as softcap tanh(x / softcap), > 0 */
 } fx_xent_args;
 
 /* One call of log-sum-exp, softmax or log_softmax (scipy.special semantics). */
@@ -232,6 +235,7 @@ typedef struct fx_xent_stats {
     double gs;        /* the gradient's factor, gout * gscale */
     int kept;         /* 0: ignored (or an index out of range) */
     double mass;      /* a class slice: the gradient's Q, over all the classes */
+    double m;         /* the max (the shift of log_s), for the z-loss's lse = m + log_s */
 } fx_xent_stats;
 
 /* The classes label smoothing spreads eps over: all of them (a class slice's
@@ -285,7 +289,12 @@ static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s
  * in PyTorch) rather than to its own ulp.  Its relative precision would cost a
  * compare and a select per element of every row, and would change no reduced
  * loss (whose error is that of its largest terms).
- * Sample weights, z-loss and softcap enter here (docs/ARCHITECTURE.md).
+ * The z-loss adds z_loss lse**2 (lse = m + log_s) to a kept sample's loss and
+ * 2 z_loss lse gs to gq (the gradient of lse is p), written as selects so
+ * that a tile's lanes take it in vectors.  Soft-capping is done by the paths
+ * (the statistics are of the capped logits, and the gradient's loop
+ * multiplies by the cap's derivative).  Sample weights enter here
+ * (docs/ARCHITECTURE.md).
  * In a class slice, Q, D and log_s are the slice's terms relative to the whole
  * row's max and log-sum-exp, and the gradient's mass is the row's, s.mass.
  */
@@ -297,6 +306,12 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double gs = s.kept ? s.gs : 0.0;
     r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
     r.gq = s.kept ? gs * (A->row_max ? s.mass : Q) : fx_xent_ignored_grad(A, s.log_s);
+    if (A->z_loss > 0.0) {            /* the same for every sample: a loop unswitches on it */
+        int z = s.kept & (A->shape.C > 0);
+        double lse = s.m + s.log_s;
+        r.loss = z ? r.loss + A->z_loss * lse * lse : r.loss;
+        r.gq = z ? r.gq + 2.0 * A->z_loss * lse * gs : r.gq;
+    }
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / fx_n_classes(A));
     r.ay = r.a * s.wy;

@@ -32,11 +32,11 @@ static FX_INLINE Py_ssize_t FX_SFX(fx_target_of)(const fx_xent_args *A, Py_ssize
 /* ------------------------------------------------------------------------ */
 
 /* Each lane's class (fx_target_of), its target's weight (0 where ignored) and
-   x_y - m (0 where ignored or in another slice).  An index out of range is
-   reported in *bad and its lane treated as ignored. */
+   x_y - m (0 where ignored or in another slice; x_y soft-capped where cap > 0).
+   An index out of range is reported in *bad and its lane treated as ignored. */
 static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                               const REAL *m, Py_ssize_t *cls, double *wy,
-                                              double *xy, Py_ssize_t *bad)
+                                              double *xy, Py_ssize_t *bad, REAL cap)
 {
     const REAL *x = v->x;
     const Py_ssize_t T = v->T, stride = v->stride;
@@ -48,39 +48,60 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
         xy[l] = c >= 0 ? (double)x[c * stride + l] - (double)m[l] : 0.0;
         any_bad |= c == FX_BAD_INDEX;
     }
+    if (cap > (REAL)0)                        /* x_y soft-capped */
+        for (l = 0; l < T; l++)
+            if (cls[l] >= 0)
+                xy[l] = (double)FX_SFX(fx_cap)(x[cls[l] * stride + l], cap, (REAL)1 / cap) - (double)m[l];
     for (l = 0; any_bad && *bad < 0; l++)     /* the first lane out of range */
         if (cls[l] == FX_BAD_INDEX) *bad = v->n0 + l;
 }
 
 /* g = f e - w_c (a t + b), class by class across lanes, then - ay at each kept
-   lane's target class.  Without smoothing or probabilities the weights are not
+   lane's target class; each term times the derivative of the cap at x where
+   cap > 0 (capped).  Without smoothing or probabilities the weights are not
    touched (an unused infinite weight changes nothing). */
-static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
-                                 const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls)
+static FX_INLINE void FX_SFX(fx_tile_grad_body)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
+                                             const REAL *f, const REAL *a, const REAL *b,
+                                             const REAL *ay, const Py_ssize_t *cls, REAL cap,
+                                             const int capped)
 {
     const REAL *w = (const REAL *)A->w;
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     Py_ssize_t T = v->T, l;
     for (Py_ssize_t c = 0; c < A->shape.C; c++) {
         REAL *gc = v->g + c * v->stride;
+        const REAL *xc = v->x + c * v->stride;
         const REAL *tc = v->t ? v->t + c * v->stride : NULL;
         REAL wc = w ? w[c] : (REAL)1;
         if (tc)
-            for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]);
+            for (l = 0; l < T; l++) gc[l] = FX_DCAP(gc[l] * f[l] - wc * (a[l] * tc[l] + b[l]), xc[l]);
         else if (A->eps > 0.0)
-            for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] - wc * b[l];
+            for (l = 0; l < T; l++) gc[l] = FX_DCAP(gc[l] * f[l] - wc * b[l], xc[l]);
         else
-            for (l = 0; l < T; l++) gc[l] *= f[l];
+            for (l = 0; l < T; l++) gc[l] = FX_DCAP(gc[l] * f[l], xc[l]);
     }
     if (A->y)
         for (l = 0; l < T; l++)
-            if (cls[l] >= 0) v->g[cls[l] * v->stride + l] -= ay[l];
+            if (cls[l] >= 0) {
+                Py_ssize_t i = cls[l] * v->stride + l;
+                v->g[i] -= FX_DCAP(ay[l], v->x[i]);
+            }
+}
+static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, const REAL *f,
+                                 const REAL *a, const REAL *b, const REAL *ay, const Py_ssize_t *cls,
+                                 REAL cap)
+{
+    if (cap > (REAL)0) FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, cap, 1);
+    else FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, (REAL)0, 0);
 }
 
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
    losses into A->loss, the gradient (if v->g) into v->g.  In a class slice the
    target and mass terms are taken relative to the row's max over all classes
-   (ref), and the stored exponentials scaled by exp(sh - row_max - log_norm). */
-static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad)
+   (ref), and the stored exponentials scaled by exp(sh - row_max - log_norm).
+   opts: whether z_loss or softcap may be on (see fx_xent_block). */
+static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad,
+                                          const int opts)
 {
     REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE], ref[FX_TILE];
     double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
@@ -89,20 +110,22 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     const double b_smooth = A->eps / fx_n_classes(A);
     const double smooth_q = A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
     const double *row_max = A->row_max ? A->row_max + v->n0 : NULL;    /* a class slice */
-    FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0);
+    const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
+    FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0, cap);
     if (row_max)
         for (l = 0; l < T; l++) ref[l] = (REAL)row_max[l];
     if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
         FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride,
                              row_max ? ref : sh, by_index ? 0.0 : 1.0 - A->eps,
-                             by_index ? 1.0 : b_smooth, q, d);
+                             by_index ? 1.0 : b_smooth, q, d, cap);
     else
         for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
     if (by_index)
-        FX_SFX(fx_tile_targets)(A, v, row_max ? ref : m, cls, wy, xy, bad);
+        FX_SFX(fx_tile_targets)(A, v, row_max ? ref : m, cls, wy, xy, bad, cap);
     else
         for (l = 0; l < T; l++) { wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
-    const fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
+    fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
+    opt.z_loss = opts ? opt.z_loss : 0.0;
     for (l = 0; l < T; l++) {
         fx_xent_stats s;
         double rel = 0.0;      /* the stored exponentials' shift relative to the lse's max */
@@ -118,6 +141,7 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         s.gs = fx_gs(&opt, v->n0 + l);
         s.kept = cls[l] >= 0 || cls[l] == FX_ELSEWHERE;
         s.mass = row_max ? fx_slice_mass(&opt, v->n0 + l, wy[l]) : 0.0;
+        s.m = (double)m[l];
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
         f[l] = (REAL)(r.gq * fx_exp_d(rel - s.log_s));  /* gq / S (the shift is the max) */
@@ -129,14 +153,15 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     for (l = 0; l < T; l++) total += loss[l];
     if (A->loss)
         for (l = 0; l < T; l++) ((REAL *)A->loss)[v->n0 + l] = (REAL)loss[l];
-    if (v->g) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls);
+    if (v->g) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls, cap);
     return total;
 }
 
 /* Rows of few classes (C <= FX_SMALL_C): a row is too short to vectorize along,
    so FX_TILE rows at a time are transposed into a small buffer (cache only) and
    done as a tile with one lane per row. */
-static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
+static FX_INLINE double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad,
+                                                const int opts)
 {
     REAL xt[FX_SMALL_C * FX_TILE], gt[FX_SMALL_C * FX_TILE], tt[FX_SMALL_C * FX_TILE];
     Py_ssize_t C = A->shape.C;
@@ -148,7 +173,7 @@ static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_s
         v.T = k.n0 + k.count - r0 < FX_TILE ? k.n0 + k.count - r0 : FX_TILE;
         FX_SFX(fx_transpose)(x + r0 * C, v.T, C, C, xt, FX_TILE);
         if (t) FX_SFX(fx_transpose)(t + r0 * C, v.T, C, C, tt, FX_TILE);
-        total += FX_SFX(fx_xent_tile)(A, &v, bad);
+        total += FX_SFX(fx_xent_tile)(A, &v, bad, opts);
         if (g) FX_SFX(fx_transpose)(gt, C, v.T, FX_TILE, g + r0 * C, C);
     }
     return total;
@@ -158,9 +183,10 @@ static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_s
 /* Cross-entropy of rows, class axis contiguous                              */
 /* ------------------------------------------------------------------------ */
 
-/* The statistics fx_xent_finish takes, for row xr (targets tr, or class c). */
+/* The statistics fx_xent_finish takes, for row xr (targets tr, or class c),
+   soft-capped where cap > 0. */
 static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const FX_SFX(fx_row) *row,
-                                                  const REAL *xr, const REAL *tr, Py_ssize_t c)
+                                                  const REAL *xr, const REAL *tr, Py_ssize_t c, REAL cap)
 {
     const REAL *w = (const REAL *)A->w;
     const double b_smooth = A->eps / fx_n_classes(A);
@@ -170,32 +196,36 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
        Kept relative to M: M + log_s would lose log_s to rounding when |M| is
        large, and p = exp(x - M - log_s) with it. */
     s.log_s = row->finite ? row->log_s : NAN;
+    s.m = row->M;
     if (A->y) {
         s.wy = c < 0 ? 0.0 : w ? (double)w[c] : 1.0;           /* c < 0: in another slice */
-        s.xy = c < 0 ? 0.0 : (double)xr[c] - row->M;
+        s.xy = c < 0 ? 0.0 : (double)(cap > (REAL)0 ? FX_SFX(fx_cap)(xr[c], cap, (REAL)1 / cap) : xr[c]) - row->M;
         if (A->eps > 0.0) {
             double unused;
-            s.d = b_smooth * FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, NULL, 0.0, 1.0, &unused);
+            s.d = b_smooth * FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, NULL, 0.0, 1.0, &unused, cap);
             s.q = b_smooth * A->w_sum;
         }
     } else {
-        s.d = FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, tr, 1.0 - A->eps, b_smooth, &s.q);
+        s.d = FX_SFX(fx_row_mass)(row, xr, A->shape.C, w, tr, 1.0 - A->eps, b_smooth, &s.q, cap);
     }
     return s;
 }
 
-/* Turns the exponentials stored in gr into the row's gradient. */
+/* Turns the exponentials stored in gr into the row's gradient (of logits xr:
+   where cap > 0, each term times the cap's derivative). */
 static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_row) *row, REAL *gr,
-                                       const REAL *tr, Py_ssize_t c, fx_xent_coef r, double log_s)
+                                       const REAL *xr, const REAL *tr, Py_ssize_t c, fx_xent_coef r,
+                                       double log_s, REAL cap)
 {
     const REAL *w = (const REAL *)A->w;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(A->shape.C, row->K, k, &len);
         REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, r.gq);
         FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, tr ? tr + off : NULL,
-                              (REAL)r.a, (REAL)r.b);
+                              (REAL)r.a, (REAL)r.b, xr + off, cap);
     }
-    if (A->y && c >= 0) gr[c] -= (REAL)r.ay;
+    if (A->y && c >= 0)
+        gr[c] -= cap > (REAL)0 ? (REAL)r.ay * FX_SFX(fx_dtanh)(xr[c] * ((REAL)1 / cap)) : (REAL)r.ay;
 }
 
 /* A class slice: the row's statistics become those of the whole row (its max
@@ -207,10 +237,14 @@ static inline void FX_SFX(fx_row_use_totals)(FX_SFX(fx_row) *row, double row_max
     row->finite = isfinite(row_max) && isfinite(log_norm);
 }
 
-/* Cross-entropy of the rows of block k; returns the sum of their losses. */
-static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
+/* Cross-entropy of the rows of block k; returns the sum of their losses.
+   opts: see fx_xent_block. */
+static FX_INLINE double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad,
+                                          const int opts)
 {
-    const fx_xent_args opt = *A;   /* a private copy: its fields stay in registers */
+    fx_xent_args opt = *A;   /* a private copy: its fields stay in registers */
+    opt.z_loss = opts ? opt.z_loss : 0.0;
+    const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
     Py_ssize_t C = A->shape.C;
     double total = 0.0;
     for (Py_ssize_t n = k.n0; n < k.n0 + k.count; n++) {
@@ -224,22 +258,22 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
             if (A->loss) ((REAL *)A->loss)[n] = 0;
             if (gr) {
                 int nan_row = A->row_max ? !(isfinite(A->row_max[n]) && isfinite(A->log_norm[n]))
-                                         : FX_SFX(fx_softmax_is_nan)(xr, C);
+                                         : FX_SFX(fx_softmax_is_nan)(xr, C, cap);
                 REAL v = (REAL)fx_xent_ignored_grad(A, nan_row ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
             }
             continue;
         }
         FX_SFX(fx_row) row;
-        FX_SFX(fx_row_stats)(xr, C, &row, gr, 0);
+        FX_SFX(fx_row_stats)(xr, C, &row, gr, 0, cap);
         if (A->row_max) FX_SFX(fx_row_use_totals)(&row, A->row_max[n], A->log_norm[n]);
-        fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c);
+        fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c, cap);
         s.gs = fx_gs(&opt, n);
         s.mass = A->row_max ? fx_slice_mass(&opt, n, wy) : 0.0;
         fx_xent_coef r = fx_xent_finish(&opt, s);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
-        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, tr, c, r, s.log_s);
+        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, xr, tr, c, r, s.log_s, cap);
     }
     return total;
 }
@@ -251,8 +285,11 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
 /* Cross-entropy of block b of the call (fx_block_at): per-sample losses and the
    gradient of its samples, and the sum of its losses.  *bad: the first sample
    of the block whose class index is out of range (its loss is 0, its gradient
-   that of an ignored sample), or -1. */
-static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+   that of an ignored sample), or -1.  The paths are compiled twice (opts, a
+   constant in each call): without z_loss and softcap, where every test of
+   them folds away and the kernel is the plain one, and with them. */
+static FX_INLINE double FX_SFX(fx_xent_block_of)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad,
+                                              const int opts)
 {
     fx_block k = fx_block_at(&A->shape, b);
     *bad = -1;
@@ -261,10 +298,15 @@ static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssiz
         REAL *g = (REAL *)A->grad;
         FX_SFX(fx_tile) v = {(const REAL *)A->x + k.x_off, t ? t + k.x_off : NULL,
                              g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0};
-        return FX_SFX(fx_xent_tile)(A, &v, bad);
+        return FX_SFX(fx_xent_tile)(A, &v, bad, opts);
     }
-    if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad);
-    return FX_SFX(fx_xent_rows)(A, k, bad);
+    if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad, opts);
+    return FX_SFX(fx_xent_rows)(A, k, bad, opts);
+}
+static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
+{
+    if (A->z_loss > 0.0 || A->softcap > 0.0) return FX_SFX(fx_xent_block_of)(A, b, bad, 1);
+    return FX_SFX(fx_xent_block_of)(A, b, bad, 0);
 }
 
 /* nll of block b: loss -w_y x_y per sample (0 where ignored); the whole

@@ -165,6 +165,9 @@ def valid_multiclass(rng, kind):
             kw["grad_output"] = rng.random(sshape) if kw["reduction"] == "none" else 2.0
     if rng.integers(3) == 0:
         kw["n_threads"] = int(rng.integers(1, 4))
+    if kind == "xent" and rng.integers(4) == 0:      # the language-model options
+        kw["z_loss"] = float(rng.choice([0.0, 1e-4, 0.5]))
+        kw["softcap"] = None if rng.integers(3) == 0 else float(rng.choice([0.5, 30.0]))
     return [x, t], kw, C
 
 
@@ -319,6 +322,14 @@ def _fingerprint(a):
     return (a.shape, a.dtype.str, a.strides, a.flags.writeable, a.tobytes())
 
 
+def _kernel_checked(name, raised):
+    """Whether ``raised`` is binary_cross_entropy's check that its values lie in
+    [0, 1], which its kernel makes during its one pass, after writing to ``out``
+    (as its docstring says)."""
+    return (name in ("binary_cross_entropy", "BCELoss") and isinstance(raised, ValueError)
+            and "outside [0, 1]" in str(raised))
+
+
 def run(n, seed, trace=False):
     rng = np.random.default_rng(seed)
     garbage = Garbage(rng)
@@ -364,6 +375,8 @@ def run(n, seed, trace=False):
         for k, a, fp in before:
             if k == "out" and raised is None:
                 continue                           # out is written on success, by design
+            if k == "out" and _kernel_checked(name, raised):
+                continue                           # documented: see _kernel_checked
             if _fingerprint(a) != fp:
                 key = "MODIFIED INPUT"
                 failures.append({"call": i, "function": name, "mutation": desc,

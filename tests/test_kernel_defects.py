@@ -139,7 +139,7 @@ def test_kernel_rejects_class_index_out_of_range(rng, path, bad, kind):
               w=None, loss_out=loss, grad=g, gout=None, gscale=1.0, n_threads=2)
     with pytest.raises(ValueError, match=f"flat position {y.size - 1}"):
         if kind == "xent":
-            kernels.xent(t=None, w_sum=float(C), eps=0.0, **kw)
+            kernels.xent(t=None, w_sum=float(C), eps=0.0, z_loss=0.0, softcap=0.0, **kw)
         else:
             kernels.nll(**kw)
     pads = np.concatenate([big_g[:64], big_g[-64:], big_l[:64], big_l[-64:]])
@@ -322,7 +322,7 @@ def test_xent_layout_check_does_not_overflow():
     with pytest.raises(ValueError, match=r"is not \(4611686018427387904, 1, 65\)"):
         kernels.xent(x=np.zeros(10), n_outer=2**62, C=1, inner=65, y=np.zeros(1, np.int64),
                      ignore_index=-100, t=None, w=None, w_sum=1.0, eps=0.0, loss_out=None,
-                     grad=None, gout=None, gscale=1.0, n_threads=1)
+                     grad=None, gout=None, gscale=1.0, n_threads=1, z_loss=0.0, softcap=0.0)
 
 
 def test_bce_broadcast_layout_check_does_not_overflow():

@@ -7,14 +7,11 @@ and ``F.cross_entropy``.  Every option, chunk sizes that do and do not divide th
 number of tokens, vocabulary and hidden-unit blocks that do and do not divide V
 and H (the ``blocks`` fixture shrinks them), ignored tokens, an all-ignored
 batch, float32 and float16, results independent of the thread count, memory
-bounded by the chunk, and bad arguments.
-
-z_loss and softcap are tested against PyTorch now and marked xfail(strict=True)
-until cross_entropy's kernels take them: they then pass, and the marks must go.
+bounded by the chunk, and bad arguments.  z_loss and softcap (cross_entropy's
+kernels) against PyTorch autograd too.
 """
 from __future__ import annotations
 
-import inspect
 import threading
 import tracemalloc
 
@@ -25,9 +22,6 @@ import fastxent
 from fastxent import _blas_blocks, _linear
 import reference as ref
 from helpers import RTOL, assert_close, assert_grad_close, index_target
-
-CE_HAS = set(inspect.signature(fastxent.cross_entropy).parameters)
-pending_kernels = pytest.mark.xfail(strict=True, reason="z_loss/softcap kernels pending")
 
 
 @pytest.fixture(params=["default blocks", "small blocks"])
@@ -229,17 +223,6 @@ def test_equals_cross_entropy_of_the_logits(rng, blocks):
 # z_loss and softcap (cross_entropy's kernels, issue 14 item 1)
 # ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, value", [("z_loss", 1e-4), ("softcap", 30.0)])
-def test_z_loss_softcap_refused_until_the_kernels_have_them(rng, name, value):
-    """Not a silent wrong answer: NotImplementedError naming the option."""
-    if name in CE_HAS:
-        pytest.skip(f"cross_entropy takes {name}")
-    h, W, b, y = make_problem(rng)
-    with pytest.raises(NotImplementedError, match=name):
-        fastxent.linear_cross_entropy(h, W, y, b, **{name: value})
-
-
-@pending_kernels
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("chunk_size", [4, None])
 def test_z_loss_matches_torch(torch, rng, reduction, chunk_size):
@@ -250,7 +233,6 @@ def test_z_loss_matches_torch(torch, rng, reduction, chunk_size):
                    np.float64, rel=10)
 
 
-@pending_kernels
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("chunk_size", [4, None])
 def test_softcap_matches_torch(torch, rng, reduction, chunk_size):
@@ -262,7 +244,6 @@ def test_softcap_matches_torch(torch, rng, reduction, chunk_size):
                    np.float64, rel=10)
 
 
-@pending_kernels
 def test_z_loss_softcap_and_smoothing_together(torch, rng, blocks):
     h, W, b, y = make_problem(rng)
     opts = dict(label_smoothing=0.1, z_loss=1e-3, softcap=5.0)
@@ -270,7 +251,6 @@ def test_z_loss_softcap_and_smoothing_together(torch, rng, blocks):
     assert_matches(got, torch_reference(torch, h, W, y, b, **opts), np.float64, rel=10)
 
 
-@pending_kernels
 def test_z_loss_softcap_float32(torch, rng):
     h, W, b, y = make_problem(rng, N=64, H=48, V=300, dtype=np.float32)
     opts = dict(z_loss=1e-4, softcap=30.0)
@@ -278,7 +258,6 @@ def test_z_loss_softcap_float32(torch, rng):
     assert_matches(got, torch_reference(torch, h, W, y, b, **opts), np.float32, rel=20)
 
 
-@pending_kernels
 def test_z_loss_softcap_loss_only(torch, rng):
     h, W, b, y = make_problem(rng)
     opts = dict(z_loss=1e-2, softcap=3.0, reduction="none")

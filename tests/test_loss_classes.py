@@ -24,7 +24,8 @@ T = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.5], [1.0, 1.0, 0.0]])
 CLASSES = [
     (fx.CrossEntropyLoss, fx.cross_entropy, (X, Y),
      {"weight": (None, np.array([0.5, 2.0, 1.0])), "ignore_index": (-100, 2), "reduction": ("mean", "sum"),
-      "label_smoothing": (0.0, 0.2), "axis": (None, 0), "n_threads": (None, 2)}),
+      "label_smoothing": (0.0, 0.2), "z_loss": (0.0, 0.01), "softcap": (None, 2.0), "axis": (None, 0),
+      "n_threads": (None, 2)}),
     (fx.NLLLoss, fx.nll_loss, (X, Y),
      {"weight": (None, np.array([0.5, 2.0, 1.0])), "ignore_index": (-100, 2), "reduction": ("mean", "none"),
       "axis": (None, 0), "n_threads": (None, 1)}),
@@ -47,6 +48,8 @@ BAD = {
     "ignore_index": (1.5, TypeError),
     "reduction": ("avg", ValueError),
     "label_smoothing": (1.5, ValueError),
+    "z_loss": (-1e-4, ValueError),
+    "softcap": (0.0, ValueError),
     "axis": ("1", TypeError),
     "n_threads": (0, ValueError),
     "pos_weight": (np.array(["x"]), TypeError),
@@ -55,6 +58,8 @@ BAD = {
     "gamma": (-1.0, ValueError),
 }
 MORE_BAD = {"reduction": [None, "Mean", 1], "label_smoothing": [True, "0.1", -0.1, None],
+            "z_loss": [True, "0.1", None, float("inf"), float("nan")],
+            "softcap": [True, "30", -30.0, float("inf"), float("nan"), np.float64(0.0)],
             "n_threads": [True, 1.5, -2], "ignore_index": [True, None, 2**64], "axis": [1.0, True],
             "log_target": [1, None], "alpha": [True, np.inf, None], "gamma": [True, np.nan, "2"]}
 CLASS_WEIGHT_BAD = [2.0, np.ones((1, 3))]          # a class weight is 1-D
@@ -114,13 +119,16 @@ def test_options_are_stored_checked():
     """[19.2] Checked once, on assignment: a call reuses the stored values and
     runs no option check of its own."""
     loss_fn = fx.CrossEntropyLoss([1.0, 2.0, 3.0], reduction="sum", label_smoothing=np.float32(0.25),
-                                  ignore_index=np.int16(-1), n_threads=np.int64(1))
+                                  ignore_index=np.int16(-1), n_threads=np.int64(1),
+                                  z_loss=np.float32(0.5), softcap=np.int64(3))
     assert type(loss_fn.label_smoothing) is float and loss_fn.label_smoothing == 0.25
+    assert type(loss_fn.z_loss) is float and type(loss_fn.softcap) is float
     assert type(loss_fn.ignore_index) is int and type(loss_fn.n_threads) is int
     assert isinstance(loss_fn.weight, np.ndarray) and loss_fn.weight.shape == (3,)
     want = loss_fn(X, Y, return_grad=True)
     checks = ["check_reduction", "check_label_smoothing", "check_int64", "threads_option",
-              "axis_option", "class_weight_option", "real_array_option"]
+              "axis_option", "class_weight_option", "real_array_option", "check_z_loss",
+              "softcap_option"]
     saved = {name: getattr(_args, name) for name in checks}
 
     def refuse(*args, **kw):
@@ -151,8 +159,9 @@ def test_repr_shows_the_current_values():
     loss_fn.ignore_index = 3
     loss_fn.axis = -1
     loss_fn.n_threads = 2
+    loss_fn.softcap = 30
     assert repr(loss_fn) == ("CrossEntropyLoss(weight=None, ignore_index=3, reduction='sum', "
-                             "label_smoothing=0.25, axis=-1, n_threads=2)")
+                             "label_smoothing=0.25, z_loss=0.0, softcap=30.0, axis=-1, n_threads=2)")
     loss_fn.weight = [1.0, 2.0]
     assert repr(loss_fn).startswith("CrossEntropyLoss(weight=..., ignore_index=3")
     bce = fx.BCEWithLogitsLoss(reduction="none")

@@ -27,6 +27,9 @@ loss_fn.label_smothing = 0.1  # error
 smoothing = loss_fn.label_smothing  # error
 loss_fn.label_smoothing = "0.1"  # error
 loss_fn.ignore_index = None  # error
+loss_fn.z_loss = None  # error
+loss_fn.softcap = "30"  # error
+fastxent.cross_entropy(logits, labels, softcap="30")  # error
 loss_fn(logits, labels, weights)  # error
 loss_fn(logits, labels, True)  # error
 fastxent.BCEWithLogitsLoss().pos_wieght = weights  # error

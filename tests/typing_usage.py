@@ -22,6 +22,9 @@ labels = np.array([0, 1, 2, 1])
 loss: Scalar = fastxent.cross_entropy(logits, labels)
 loss_sum: Scalar = fastxent.cross_entropy(logits, labels, reduction="sum", label_smoothing=0.1)
 per_sample: Array = fastxent.cross_entropy(logits, labels, reduction="none")
+lm_loss: Scalar = fastxent.cross_entropy(logits, labels, z_loss=1e-4, softcap=30.0)
+lm_none: tuple[Array, Array] = fastxent.cross_entropy(logits, labels, reduction="none",
+                                                      z_loss=1e-4, softcap=None, return_grad=True)
 kept = per_sample[labels > 0]
 
 # return_grad=True: a (loss, grad) tuple.
@@ -85,7 +88,12 @@ loss_fn.ignore_index = -1
 loss_fn.axis = -1
 loss_fn.n_threads = None
 loss_fn.weight = [1.0, 2.0, 3.0]
+loss_fn.z_loss = 1e-4
+loss_fn.softcap = 30.0
+loss_fn.softcap = None
 smoothing: float = loss_fn.label_smoothing
+z_factor: float = loss_fn.z_loss
+cap: float | None = loss_fn.softcap
 reduction: Literal["mean", "sum", "none"] = loss_fn.reduction
 class_weights: NDArray[Any] | None = loss_fn.weight
 threads_option: int | None = loss_fn.n_threads

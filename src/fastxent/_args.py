@@ -108,6 +108,29 @@ def check_label_smoothing(label_smoothing: Any, name: str = "label_smoothing") -
     return eps
 
 
+def _check_real(value: Any, name: str, positive: bool) -> float:
+    """A finite real number >= 0 (> 0 if positive); a bool or a string is a TypeError."""
+    if type(value) is float:
+        v = value
+    elif isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        v = float(value)
+    else:
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(v) or v < 0.0 or (positive and v == 0.0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return v
+
+
+def check_z_loss(z_loss: Any, name: str = "z_loss") -> float:
+    """The z-loss factor: a finite real number >= 0 (0: no z-loss)."""
+    return _check_real(z_loss, name, positive=False)
+
+
+def softcap_option(softcap: Any, name: str = "softcap") -> Optional[float]:
+    """The soft-capping of the logits: None (none) or a finite real number > 0."""
+    return None if softcap is None else _check_real(softcap, name, positive=True)
+
+
 def check_bool(value: Any, name: str) -> bool:
     """True or False (NumPy's bool too); a number or a string is a TypeError."""
     if value is True or value is False:

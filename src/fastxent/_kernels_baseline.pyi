@@ -33,8 +33,9 @@ def xent(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
          ignore_index: int, t: Optional[_Real], w: Optional[_Real],
          w_sum: float, eps: float, loss_out: Optional[_Real],
          grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
-         n_threads: int) -> float:
-    """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum."""
+         n_threads: int, z_loss: float, softcap: float) -> float:
+    """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum
+    (z_loss >= 0: the z-loss factor; softcap > 0, or 0 for none)."""
 
 def xent_slice(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
                ignore_index: int, t: Optional[_Real], w: Optional[_Real],

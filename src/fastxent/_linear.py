@@ -24,8 +24,7 @@ On a CPU the matmuls are nearly all the time, so the second scheme is the one fo
 fastxent: the same three matmuls as materializing (through NumPy's BLAS, on
 preallocated blocks), and each row's loss and gradient from fastxent's own fused
 kernel, the public ``cross_entropy`` with ``out=``, so the formula (label smoothing,
-ignored rows, and z_loss and softcap once the kernels take them) stays in one
-place.  Per chunk of ``chunk_size`` tokens::
+ignored rows, z_loss and softcap) stays in one place.  Per chunk of ``chunk_size`` tokens::
 
     L = hidden[chunk] @ W.T + bias              # a (chunk, V) buffer, reused
     L = cross_entropy gradient of L             # a few rows at a time, through a staging block
@@ -77,8 +76,6 @@ repeatable for a given BLAS thread count only.
 from __future__ import annotations
 
 import contextlib
-import inspect
-import math
 import queue
 from typing import TYPE_CHECKING, Literal, Optional, Tuple, overload
 
@@ -106,10 +103,6 @@ VOCAB_BLOCK_MIN = 64
 # grad_hidden = G @ W is computed in blocks of this many hidden units.
 HIDDEN_BLOCK = 512
 
-# The options cross_entropy takes in this build: z_loss and softcap are passed on
-# once the kernels have them (issue 14, item 1), refused until then.
-_CE_OPTIONS = frozenset(inspect.signature(cross_entropy).parameters)
-
 
 # ----------------------------------------------------------------------------
 # Arguments
@@ -130,18 +123,6 @@ def _for_blas(a: np.ndarray, dtype) -> np.ndarray:
     if not (a.flags.c_contiguous or a.flags.f_contiguous):
         a = np.ascontiguousarray(a)
     return a
-
-
-def _check_real(value, name: str, *, positive: bool) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return v
 
 
 def _check_chunk_size(chunk_size):
@@ -167,21 +148,6 @@ def _targets(target, N: int, V: int, hidden_shape: tuple, ignore_index: int) -> 
         raise ValueError(f"target value {int(y[i])} at index {i} is not a class index in "
                          f"[0, {V}) (the rows of weight) nor ignore_index ({ignore_index})")
     return y
-
-
-def _ce_extra(z_loss: float, softcap) -> dict:
-    """The z_loss and softcap arguments for cross_entropy, where they are not the defaults."""
-    extra = {}
-    if z_loss != 0.0:
-        extra["z_loss"] = z_loss
-    if softcap is not None:
-        extra["softcap"] = softcap
-    for name in extra:
-        if name not in _CE_OPTIONS:
-            raise NotImplementedError(
-                f"linear_cross_entropy: {name} is not available yet: it needs cross_entropy's "
-                f"{name} option, which this build's kernels do not have")
-    return extra
 
 
 # ----------------------------------------------------------------------------
@@ -367,13 +333,13 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
         as in :func:`cross_entropy`.
     z_loss : float, default 0.0
         At least 0: adds ``z_loss * lse**2`` to each non-ignored token's loss
-        (PaLM's z-loss; ``lse`` the log-sum-exp of its logits).  Needs
-        :func:`cross_entropy`'s ``z_loss``: a nonzero value raises
-        NotImplementedError until the kernels have it.
+        (PaLM's z-loss; ``lse`` the log-sum-exp of its logits, soft-capped
+        where ``softcap`` is given), as :func:`cross_entropy`'s ``z_loss``;
+        "mean" divides the sum by the number of non-ignored tokens.
     softcap : float, optional
         Above 0: replaces each logit ``x`` by ``softcap * tanh(x / softcap)``
-        (Gemma 2).  Needs :func:`cross_entropy`'s ``softcap``: a value other
-        than None raises NotImplementedError until the kernels have it.
+        before the softmax (Gemma 2), as :func:`cross_entropy`'s ``softcap``.
+        Default: no capping.
     chunk_size : int, optional
         Tokens per chunk, at least 1.  Default: as many as fit in a 128 MiB
         buffer (261 at V = 128256 in float32).  Results depend on it in the
@@ -411,11 +377,8 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
         not ``(V, H)``, ``target`` not ``(N,)``, ``bias`` not ``(V,)``); if a
         target is outside ``[0, V)`` and is not ``ignore_index``; if
         ``reduction`` is unknown, ``label_smoothing`` outside ``[0, 1]``,
-        ``z_loss`` negative or not finite, ``softcap`` not above 0,
-        ``chunk_size`` or ``n_threads`` below 1.
-    NotImplementedError
-        If ``z_loss`` is nonzero or ``softcap`` is given, until
-        :func:`cross_entropy` takes them.
+        ``z_loss`` negative or not finite, ``softcap`` not above 0 or not
+        finite, ``chunk_size`` or ``n_threads`` below 1.
 
     See Also
     --------
@@ -441,6 +404,14 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     >>> losses = fastxent.linear_cross_entropy(hidden, weight, target, bias, reduction="none")
     >>> losses.shape, float(losses[-1])
     ((6,), 0.0)
+
+    A language model's recipe, soft-capped logits and a z-loss, is the same
+    as :func:`cross_entropy` with those options on the logits:
+
+    >>> opts = dict(z_loss=1e-4, softcap=30.0)
+    >>> loss = fastxent.linear_cross_entropy(hidden, weight, target, **opts)
+    >>> bool(np.isclose(loss, fastxent.cross_entropy(hidden @ weight.T, target, **opts)))
+    True
     """
     h = _matrix(hidden, "hidden", "(N, H)")
     W = _matrix(weight, "weight", "(V, H)")
@@ -454,12 +425,11 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     reduction = _args.check_reduction(reduction)
     eps = _args.check_label_smoothing(label_smoothing)
     ignore_index = _args.check_int64(ignore_index, "ignore_index")
-    z = _check_real(z_loss, "z_loss", positive=False)
-    cap = None if softcap is None else _check_real(softcap, "softcap", positive=True)
+    z = _args.check_z_loss(z_loss)
+    cap = _args.softcap_option(softcap)
     chunk_size = _check_chunk_size(chunk_size)
     return_grad = _args.check_bool(return_grad, "return_grad")
     nt = resolve_threads(_args.threads_option(n_threads))
-    extra = _ce_extra(z, cap)
     y = _targets(target, N, V, h.shape, ignore_index)
 
     result_dtype = h.dtype.newbyteorder("=")
@@ -485,8 +455,8 @@ def linear_cross_entropy(hidden: ArrayInput, weight: ArrayInput, target: ArrayIn
     def ce(L, y_c, **kw):
         if kw.get("return_grad") and grad_output is not None:
             kw["grad_output"] = grad_output
-        return cross_entropy(L, y_c, ignore_index=ignore_index, label_smoothing=eps,
-                             n_threads=nt, **extra, **kw)
+        return cross_entropy(L, y_c, ignore_index=ignore_index, label_smoothing=eps, z_loss=z,
+                             softcap=cap, n_threads=nt, **kw)
 
     plan = _Plan(h, W, b, y, kept, n_kept, chunk, return_grad, n_workers)
     blocks = _blas_blocks.Blocks(min(n_workers, max(len(plan.vblocks) + len(plan.hblocks), 1)))

@@ -126,6 +126,12 @@ class CrossEntropyLoss(_Loss):
     label_smoothing : float, default 0.0
         ``eps`` in ``[0, 1]``: the target is mixed with the uniform
         distribution, ``(1 - eps) * target + eps / C``.
+    z_loss : float, default 0.0
+        At least 0: adds ``z_loss * lse**2`` to the loss of each sample not
+        ignored (``lse`` the log-sum-exp of its logits), as in PaLM.
+    softcap : float, optional
+        Above 0: each logit ``x`` is replaced by ``softcap * tanh(x / softcap)``
+        before the softmax, as in Gemma 2.  Default: no capping.
     axis : int, optional
         The class axis; None is PyTorch's convention (0 for 1-D input, else 1).
     n_threads : int, optional
@@ -139,7 +145,8 @@ class CrossEntropyLoss(_Loss):
         non-integer ``ignore_index`` or ``axis``, a ``weight`` that is not real.
     ValueError
         If ``reduction`` is unknown, ``label_smoothing`` outside ``[0, 1]``,
-        ``weight`` not 1-D, or ``n_threads`` below 1.
+        ``z_loss`` negative or not finite, ``softcap`` not above 0 or not
+        finite, ``weight`` not 1-D, or ``n_threads`` below 1.
 
     See Also
     --------
@@ -156,18 +163,27 @@ class CrossEntropyLoss(_Loss):
     >>> round(float(loss_fn([[1.3, 2.0], [1.3, 2.0]], [1, 1])), 4)
     1.6127
     >>> loss_fn
-    CrossEntropyLoss(weight=..., ignore_index=-100, reduction='sum', label_smoothing=0.0, axis=None, n_threads=None)
+    CrossEntropyLoss(weight=..., ignore_index=-100, reduction='sum', label_smoothing=0.0, z_loss=0.0, softcap=None, axis=None, n_threads=None)
     >>> loss_fn.label_smoothing = 1.5
     Traceback (most recent call last):
         ...
     ValueError: label_smoothing must be in [0, 1], got 1.5
+
+    A language model's recipe: soft-capped logits and a z-loss.
+
+    >>> lm_loss = fastxent.CrossEntropyLoss(z_loss=1e-4, softcap=30.0, axis=-1)
+    >>> round(float(lm_loss([[[40.0, 0.0, -40.0]]], [[0]])), 4)
+    0.0681
     """
-    __slots__ = ("_weight", "_ignore_index", "_label_smoothing", "_axis")
+    __slots__ = ("_weight", "_ignore_index", "_label_smoothing", "_z_loss", "_softcap", "_axis")
     _weight: Optional[NDArray[Any]]
     _ignore_index: int
     _label_smoothing: float
+    _z_loss: float
+    _softcap: Optional[float]
     _axis: Optional[int]
-    _options = ("weight", "ignore_index", "reduction", "label_smoothing", "axis", "n_threads")
+    _options = ("weight", "ignore_index", "reduction", "label_smoothing", "z_loss", "softcap", "axis",
+                "n_threads")
 
     weight: _Option[Optional[ArrayInput], Optional[NDArray[Any]]] = _Option(
         _args.class_weight_option, "A weight per class, shape ``(C,)``, or None.", "[1.0, 2.0]",
@@ -176,16 +192,25 @@ class CrossEntropyLoss(_Loss):
         _args.check_int64, "Class-index targets equal to it add nothing.", "-1", "-1")
     label_smoothing: _Option[float, float] = _Option(
         _args.check_label_smoothing, "A float in [0, 1].", "0.1", "0.1")
+    z_loss: _Option[float, float] = _Option(
+        _args.check_z_loss, "The factor of the z-loss ``z_loss * lse**2``, a finite float >= 0.",
+        "1e-4", "0.0001")
+    softcap: _Option[Optional[float], Optional[float]] = _Option(
+        _args.softcap_option, "The soft-capping ``softcap * tanh(x / softcap)`` of the logits, a "
+        "finite float > 0, or None.", "30", "30.0")
     axis: _Option[Optional[int], Optional[int]] = _Option(
         _args.axis_option, "The class axis; None for PyTorch's convention.", "-1", "-1")
 
     def __init__(self, weight: ArrayInput | None = None, *, ignore_index: int = -100,
                  reduction: Reduction = "mean", label_smoothing: float = 0.0,
+                 z_loss: float = 0.0, softcap: float | None = None,
                  axis: int | None = None, n_threads: int | None = None) -> None:
         self.weight = weight
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.label_smoothing = label_smoothing
+        self.z_loss = z_loss
+        self.softcap = softcap
         self.axis = axis
         self.n_threads = n_threads
 
@@ -195,7 +220,7 @@ class CrossEntropyLoss(_Loss):
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
         return _multiclass("xent", input, target, self._weight, self._ignore_index,
                            self._reduction, self._label_smoothing, self._axis, return_grad,
-                           grad_output, out, self._n_threads)
+                           grad_output, out, self._n_threads, self._z_loss, self._softcap)
 
 
 class NLLLoss(_Loss):

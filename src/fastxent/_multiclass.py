@@ -29,14 +29,15 @@ def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
 
 
 def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis, return_grad,
-                grad_output, out, n_threads, part=None):
+                grad_output, out, n_threads, z_loss=0.0, softcap=None, part=None):
     """cross_entropy and nll_loss: one argument check, one kernel call.
 
-    The options (``weight`` to ``n_threads`` but ``grad_output`` and ``out``) come
+    The options (all but ``input``, ``target``, ``grad_output`` and ``out``) come
     checked by ``_args``' option checks: per call from the functions, once per
-    assignment from the loss classes.  ``part`` (cross-entropy only): a
-    ``_class_slice.ClassSlice``, the input then being a slice of the classes
-    (class indices and ``weight`` run over all of them).
+    assignment from the loss classes.  ``z_loss`` and ``softcap`` are
+    cross-entropy's only.  ``part`` (cross-entropy only, without z_loss and
+    softcap): a ``_class_slice.ClassSlice``, the input then being a slice of
+    the classes (class indices and ``weight`` run over all of them).
     """
     xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
@@ -79,7 +80,7 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
         total = kernels.xent(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                              ignore_index=ignore_index, t=flat(t), w=w, w_sum=w_sum, eps=eps,
                              loss_out=flat(loss_out), grad=flat(g), gout=gout, gscale=gscale,
-                             n_threads=nt)
+                             n_threads=nt, z_loss=z_loss, softcap=softcap or 0.0)
     else:
         total = kernels.nll(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                             ignore_index=ignore_index, w=w, loss_out=flat(loss_out), grad=flat(g),
@@ -114,16 +115,18 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
                   **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad: ...
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
                   ignore_index: int = -100, reduction: Reduction = "mean",
-                  label_smoothing: float = 0.0, axis: int | None = None, return_grad: bool = False,
+                  label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+                  axis: int | None = None, return_grad: bool = False,
                   grad_output: ArrayInput | None = None, out: Array | None = None,
                   n_threads: int | None = None) -> Loss | LossAndGrad:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
     The loss of a sample position is the negative log-softmax of its logits at
     its target class (class indices) or averaged under its target distribution
-    (class probabilities), with optional class weights and label smoothing (the
-    formulas are in Notes).  With ``return_grad=True`` the gradient with
-    respect to ``input`` is computed in the same pass over the logits.
+    (class probabilities), with optional class weights and label smoothing, and
+    the z-loss and logit soft-capping of language-model recipes (the formulas
+    are in Notes).  With ``return_grad=True`` the gradient with respect to
+    ``input`` is computed in the same pass over the logits.
 
     Parameters
     ----------
@@ -159,6 +162,17 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         over the classes, ``(1 - eps) * target + eps / C`` (see Notes).  A value
         outside ``[0, 1]`` is a ValueError (PyTorch treats a negative one as 0);
         a bool or a string is a TypeError.
+    z_loss : float, default 0.0
+        ``z`` in Notes, finite and at least 0: adds ``z * lse_n ** 2`` to the
+        loss of each sample position whose target is not ignored, ``lse_n``
+        the log-sum-exp of its logits (after ``softcap``): PaLM's z-loss, which
+        keeps the softmax's normalizer near 1.  Class weights do not multiply
+        it; "mean" divides it by the same denominator as the rest.
+    softcap : float, optional
+        ``s`` in Notes, finite and above 0: every logit ``x`` is replaced by
+        ``s * tanh(x / s)`` before the softmax, as Gemma 2 does; the gradient
+        is still with respect to ``input``.  ``+-inf`` logits become ``+-s``
+        (a ``-inf`` is then no longer a masked class).  Default: no capping.
     axis : int, optional
         The class axis.  None is PyTorch's convention: 0 for 1-D input, 1
         otherwise.  Any axis may be named, e.g. ``-1`` for ``(batch, seq,
@@ -209,9 +223,10 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         message names the value and its position); if ``target``, ``weight``,
         ``grad_output`` or ``out`` has a shape that does not fit ``input``'s
         (both shapes named); if ``reduction`` is unknown, ``label_smoothing``
-        outside ``[0, 1]``, ``axis`` out of range or ``n_threads`` below 1; if
-        ``out`` is not C-contiguous, not writeable or overlaps an argument; if
-        ``grad_output`` or ``out`` is given without ``return_grad=True``.
+        outside ``[0, 1]``, ``z_loss`` negative or not finite, ``softcap`` not
+        above 0 or not finite, ``axis`` out of range or ``n_threads`` below 1;
+        if ``out`` is not C-contiguous, not writeable or overlaps an argument;
+        if ``grad_output`` or ``out`` is given without ``return_grad=True``.
 
     See Also
     --------
@@ -249,6 +264,20 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     PyTorch's formulas; the values agree with PyTorch to a few ulp (about 1e-13
     relative in float64), not bit for bit.
 
+    With ``softcap`` ``s``, ``input`` stands for ``s * tanh(input / s)`` in all
+    of the above, and the gradient is multiplied by the cap's derivative
+    ``1 - tanh(input / s) ** 2``.  With ``z_loss`` ``z``, each position ``n``
+    whose target is kept (every position for probabilities) adds ::
+
+        z * lse_n ** 2          to loss_n,  lse_n = logsumexp(input[n, :])
+        2 * z * lse_n * p[n, c] to its gradient
+
+    with the same "mean" denominator: this is the PyTorch expression
+    ``F.cross_entropy(softcap * torch.tanh(x / softcap), ..., reduction="none")
+    + z_loss * torch.logsumexp(...) ** 2`` over the kept positions, reduced as
+    above.  Both are done in the same pass (the cap where the logits are
+    read); at their defaults the kernels run without them.
+
     The loss and gradient of a row come from one pass: its maximum, its sum of
     exponentials, its loss, then the gradient in place.  Sums accumulate in
     float64 whatever the input's dtype, in blocks that depend on the shape
@@ -283,6 +312,12 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     ...                                    label_smoothing=0.1)), 4)
     0.7972
 
+    A language model's recipe: logits soft-capped at 1.0 (Gemma 2 uses 30.0)
+    and a z-loss (PaLM uses 1e-4):
+
+    >>> round(float(fastxent.cross_entropy(logits, [0, 1], z_loss=1e-2, softcap=1.0)), 4)
+    0.641
+
     ``(batch, seq, vocab)`` logits with the class axis last, and a gradient
     buffer reused from step to step:
 
@@ -297,7 +332,8 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
                        _args.check_label_smoothing(label_smoothing), _args.axis_option(axis),
                        _args.check_bool(return_grad, "return_grad"), grad_output, out,
-                       _args.threads_option(n_threads))
+                       _args.threads_option(n_threads), _args.check_z_loss(z_loss),
+                       _args.softcap_option(softcap))
 
 
 # For type checkers, as for cross_entropy.

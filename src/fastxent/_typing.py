@@ -63,6 +63,8 @@ class NLLOptions(GradOptions, total=False):
 
 class CrossEntropyOptions(NLLOptions, total=False):
     label_smoothing: float
+    z_loss: float
+    softcap: Optional[float]
 
 
 class BCEWithLogitsOptions(GradOptions, total=False):

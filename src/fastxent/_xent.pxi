@@ -6,6 +6,7 @@
 # arguments (checking that every array fits the shape), runs the blocks with
 # prange and the GIL released, and adds the per-block sums in block order.
 
+from libc.math cimport INFINITY
 from fastxent.kernels cimport (
     FX_LSE, FX_SOFTMAX, FX_LOG_SOFTMAX, fx_layout, fx_xent_args, fx_lse_args, fx_target_stats,
     fx_nblocks, fx_sample_nblocks, fx_check_targets, fx_xent_block_f, fx_xent_block_d,
@@ -122,14 +123,16 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
          const int64_t[::1] y, int64_t ignore_index, const real[::1] t,
          const real[::1] w, double w_sum, double eps,
          real[::1] loss_out, real[::1] grad, const double[::1] gout,
-         double gscale, int n_threads):
+         double gscale, int n_threads, double z_loss, double softcap):
     """Cross-entropy over an (n_outer, C, inner) input; returns the loss sum.
 
     Exactly one of ``y`` (class indices, checked by check_index_targets) and
     ``t`` (probabilities, like ``x``) is given.  ``w_sum`` is the sum of ``w``
     (C without weights).  ``loss_out`` (per sample), ``grad``
     (like ``x``) and ``gout`` (per sample) are optional; the gradient is
-    scaled by ``gout * gscale``.
+    scaled by ``gout * gscale``.  ``z_loss`` (>= 0) adds ``z_loss * lse**2`` to
+    each kept sample's loss; ``softcap`` (> 0; 0: off) reads each logit as
+    ``softcap * tanh(x / softcap)``.
     """
     if (y is None) == (t is None):
         raise ValueError("xent takes class indices y or probabilities t, exactly one")
@@ -138,6 +141,10 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
     A.t = addr(t, x.shape[0], "t")
     A.eps = eps
     A.w_sum = w_sum
+    if not (0.0 <= z_loss < INFINITY and 0.0 <= softcap < INFINITY):
+        raise ValueError(f"z_loss and softcap must be finite and >= 0, got {z_loss} and {softcap}")
+    A.z_loss = z_loss
+    A.softcap = softcap
     if real is float:
         return run_xent_blocks(fx_xent_block_f, &A, n_threads)
     else:

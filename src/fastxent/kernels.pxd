@@ -77,6 +77,9 @@ cdef extern from "fx_xent.h" nogil:
         int64_t class_offset
         int64_t n_classes
         double w_sum_all        # the sum of all n_classes weights
+        # language-model options (0: off; not with a class slice)
+        double z_loss           # adds z_loss * lse**2 to each kept sample's loss
+        double softcap          # logits read as softcap * tanh(x / softcap)
 
     # One call of log-sum-exp / softmax / log_softmax (scipy.special semantics).
     ctypedef struct fx_lse_args:
