@@ -31,6 +31,7 @@
 #ifndef FASTXENT_FX_XENT_H
 #define FASTXENT_FX_XENT_H
 
+#include <float.h>
 #include <string.h>
 #include <stdint.h>
 #include "fx_config.h"
@@ -68,6 +69,13 @@ typedef struct fx_xent_args {
     const double *gout;        /* per-sample factor of the gradient, or NULL (1) */
     double gscale;             /* the gradient's scalar factor: grad_output, over the
                                   denominator for a "mean"; NaN gives NaN */
+    /* second order and sample weights (version 0.2) */
+    const double *sw;          /* per-sample weight (sample_weight), or NULL (1): a
+                                  factor of the loss and of every derivative */
+    void *hess;                /* REAL like x: the diagonal of the Hessian, or NULL */
+    const void *v;             /* REAL like x, or NULL; given, grad receives the
+                                  Hessian times v instead of the gradient (and hess
+                                  must be NULL) */
 } fx_xent_args;
 
 /* One call of log-sum-exp, softmax or log_softmax (scipy.special semantics). */
@@ -84,7 +92,10 @@ typedef struct fx_target_stats {
     Py_ssize_t first_bad;      /* first sample whose index is neither in [0, C) nor
                                   ignore_index, or -1 */
     double n_kept;             /* samples not ignored */
-    double w_kept;             /* the sum of their class weights (w64: float64) */
+    double w_kept;             /* the sum of their class weights (w64: float64),
+                                  each times its sample weight (sw) */
+    Py_ssize_t first_bad_sw;   /* first sample whose weight is negative, NaN or
+                                  infinite, or -1 */
 } fx_target_stats;
 
 /* ---- the blocks of a call: fixed by the shape alone ---- */
@@ -176,24 +187,31 @@ static inline Py_ssize_t fx_class_of(const int64_t *y, int64_t ignore_index, Py_
 }
 
 /* The target check of sample block b (the first pass of a call with class
-   indices): what a "mean" divides by, and the first index out of range. */
+   indices, or of one with sample weights): what a "mean" divides by,
+   sum_n sw_n w[y_n] over the samples kept (every sample without y), the first
+   index out of range and the first sample weight that is negative or not
+   finite. */
 static inline fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64,
                                                Py_ssize_t b)
 {
     const int64_t *y = A->y, ignore_index = A->ignore_index;
-    Py_ssize_t n = A->shape.n_outer * A->shape.inner, C = A->shape.C, first_bad = -1;
+    const double *sw = A->sw;
+    Py_ssize_t n = A->shape.n_outer * A->shape.inner, C = A->shape.C;
+    Py_ssize_t first_bad = -1, first_bad_sw = -1;
     Py_ssize_t j1 = (b + 1) * FX_SAMPLE_BLOCK < n ? (b + 1) * FX_SAMPLE_BLOCK : n;
     double n_kept = 0.0, w_kept = 0.0;
     for (Py_ssize_t j = b * FX_SAMPLE_BLOCK; j < j1; j++) {
-        Py_ssize_t c = fx_class_of(y + j, ignore_index, C);
+        Py_ssize_t c = y ? fx_class_of(y + j, ignore_index, C) : 0;
+        double s = sw ? sw[j] : 1.0;
         if (c >= 0) {
             n_kept += 1.0;
-            w_kept += w64 ? w64[c] : 1.0;
+            w_kept += w64 ? s * w64[c] : s;
         } else if (c == FX_BAD_INDEX && first_bad < 0) {
             first_bad = j;
         }
+        if (!(s >= 0.0 && s <= DBL_MAX) && first_bad_sw < 0) first_bad_sw = j;  /* NaN too */
     }
-    fx_target_stats st = {first_bad, n_kept, w_kept};
+    fx_target_stats st = {first_bad, n_kept, w_kept, first_bad_sw};
     return st;
 }
 
@@ -206,14 +224,22 @@ typedef struct fx_xent_stats {
     double xy;        /* class-index target: x_y - m */
     double q, d;      /* smoothing or probability mass: sum_c w_c q_c and
                          sum_c w_c q_c (x_c - m) (0 without smoothing) */
-    double gs;        /* the gradient's factor, gout * gscale */
+    double gs;        /* the gradient's factor, gout * gscale * sw (fx_gs) */
+    double sw;        /* the sample weight (1 without) */
     int kept;         /* 0: ignored (or an index out of range) */
 } fx_xent_stats;
 
-/* The gradient factor of sample n: gout[n] * gscale. */
+/* The weight of sample n: sw[n], or 1. */
+static FX_INLINE double fx_sw(const fx_xent_args *A, Py_ssize_t n)
+{
+    return A->sw ? A->sw[n] : 1.0;
+}
+
+/* The gradient factor of sample n: gout[n] * gscale * sw[n]. */
 static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
 {
-    return A->gout ? A->gout[n] * A->gscale : A->gscale;
+    double g = A->gout ? A->gout[n] * A->gscale : A->gscale;
+    return A->sw ? g * A->sw[n] : g;
 }
 
 /* The loss of one sample and the factors of its gradient:
@@ -222,7 +248,10 @@ static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
    smoothing and no probabilities, so that an unused infinite weight changes
    nothing).  The paths form gq p_c from the stored exponentials:
    gq exp(shift - m - log_s) exp(x_c - shift).  An ignored sample has
-   gq = its gradient's value throughout (fx_xent_ignored_grad), a = b = ay = 0. */
+   gq = its gradient's value throughout (fx_xent_ignored_grad), a = b = ay = 0.
+   The targets' terms do not depend on x, so the second derivatives need gq
+   alone (gq = A_n times the scale, A_n = Q the total target mass):
+     hess_c = gq p_c (1 - p_c),   (H v)_c = gq p_c (v_c - sum_k p_k v_k). */
 typedef struct fx_xent_coef {
     double loss, gq, a, b, ay;
 } fx_xent_coef;
@@ -254,7 +283,7 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double Q = (1.0 - A->eps) * s.wy + s.q;
     double D = (1.0 - A->eps) * s.wy * s.xy + s.d;
     double gs = s.kept ? s.gs : 0.0;
-    r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
+    r.loss = s.kept && A->shape.C > 0 ? s.sw * (Q * s.log_s - D) : 0.0;
     r.gq = s.kept ? gs * Q : fx_xent_ignored_grad(A, s.log_s);
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / (double)A->shape.C);

@@ -4,12 +4,14 @@
  */
 
 /* A tile: T <= FX_TILE lanes, the samples n0 .. n0 + T - 1, class c of lane l
-   at [c * stride + l] of x, t and g: the call's own arrays (a strided class
-   axis) or buffers of FX_TILE transposed rows (few classes). */
+   at [c * stride + l] of x, t, g, v and h: the call's own arrays (a strided
+   class axis) or buffers of FX_TILE transposed rows (few classes). */
 typedef struct {
     const REAL *x, *t;
     REAL *g;
     Py_ssize_t stride, T, n0;
+    const REAL *v;             /* A->v's part, or NULL */
+    REAL *h;                   /* A->hess's part, or NULL */
 } FX_SFX(fx_tile);
 
 /* ------------------------------------------------------------------------ */
@@ -68,11 +70,42 @@ static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(f
             if (cls[l] >= 0) v->g[cls[l] * v->stride + l] -= ay[l];
 }
 
+/* The second order of a tile, from the exponentials stored in v->g (before
+   fx_tile_grad): the Hessian's diagonal into v->h, or (with v->v) the Hessian
+   times v into v->g; f as for fx_tile_grad, p1[l] = 1 / S of lane l. */
+static FX_INLINE void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const REAL *f,
+                                             const REAL *p1)
+{
+    Py_ssize_t T = v->T, l, c;
+    if (v->h) {
+        for (c = 0; c < C; c++) {
+            const REAL *gc = v->g + c * v->stride;
+            REAL *hc = v->h + c * v->stride;
+            for (l = 0; l < T; l++) hc[l] = gc[l] * f[l] * ((REAL)1 - gc[l] * p1[l]);
+        }
+        return;
+    }
+    double acc[FX_TILE];
+    REAL pv[FX_TILE];
+    for (l = 0; l < T; l++) acc[l] = 0.0;
+    for (c = 0; c < C; c++) {
+        const REAL *gc = v->g + c * v->stride, *vc = v->v + c * v->stride;
+        for (l = 0; l < T; l++) acc[l] += (double)gc[l] * (double)vc[l];
+    }
+    for (l = 0; l < T; l++) pv[l] = (REAL)(acc[l] * (double)p1[l]);   /* sum_c p_c v_c */
+    for (c = 0; c < C; c++) {
+        REAL *gc = v->g + c * v->stride;
+        const REAL *vc = v->v + c * v->stride;
+        for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] * (vc[l] - pv[l]);
+    }
+}
+
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
-   losses into A->loss, the gradient (if v->g) into v->g. */
+   losses into A->loss, the gradient (if v->g) into v->g, or its second order
+   (fx_tile_second). */
 static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad)
 {
-    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
+    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], p1[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
     double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
     Py_ssize_t cls[FX_TILE], T = v->T, l;
     const int by_index = A->y != NULL;
@@ -97,10 +130,12 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         s.q = by_index ? smooth_q : q[l];
         s.d = by_index ? b_smooth * d[l] : d[l];
         s.gs = fx_gs(&opt, v->n0 + l);
+        s.sw = fx_sw(&opt, v->n0 + l);
         s.kept = cls[l] >= 0;
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
         f[l] = (REAL)(r.gq * fx_exp_d(-s.log_s));      /* gq / S (the shift is the max) */
+        p1[l] = (REAL)fx_exp_d(-s.log_s);
         a[l] = (REAL)r.a;
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
@@ -109,7 +144,8 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     for (l = 0; l < T; l++) total += loss[l];
     if (A->loss)
         for (l = 0; l < T; l++) ((REAL *)A->loss)[v->n0 + l] = (REAL)loss[l];
-    if (v->g) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls);
+    if (v->g && (v->h || v->v)) FX_SFX(fx_tile_second)(v, A->shape.C, f, p1);
+    if (v->g && !v->v) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls);
     return total;
 }
 
@@ -119,17 +155,21 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
 static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
 {
     REAL xt[FX_SMALL_C * FX_TILE], gt[FX_SMALL_C * FX_TILE], tt[FX_SMALL_C * FX_TILE];
+    REAL vt[FX_SMALL_C * FX_TILE], ht[FX_SMALL_C * FX_TILE];
     Py_ssize_t C = A->shape.C;
-    const REAL *x = (const REAL *)A->x, *t = (const REAL *)A->t;
-    REAL *g = (REAL *)A->grad;
+    const REAL *x = (const REAL *)A->x, *t = (const REAL *)A->t, *vv = (const REAL *)A->v;
+    REAL *g = (REAL *)A->grad, *h = (REAL *)A->hess;
     double total = 0.0;
     for (Py_ssize_t r0 = k.n0; r0 < k.n0 + k.count; r0 += FX_TILE) {
-        FX_SFX(fx_tile) v = {xt, t ? tt : NULL, g ? gt : NULL, FX_TILE, 0, r0};
+        FX_SFX(fx_tile) v = {xt, t ? tt : NULL, g ? gt : NULL, FX_TILE, 0, r0,
+                             vv ? vt : NULL, h ? ht : NULL};
         v.T = k.n0 + k.count - r0 < FX_TILE ? k.n0 + k.count - r0 : FX_TILE;
         FX_SFX(fx_transpose)(x + r0 * C, v.T, C, C, xt, FX_TILE);
         if (t) FX_SFX(fx_transpose)(t + r0 * C, v.T, C, C, tt, FX_TILE);
+        if (vv) FX_SFX(fx_transpose)(vv + r0 * C, v.T, C, C, vt, FX_TILE);
         total += FX_SFX(fx_xent_tile)(A, &v, bad);
         if (g) FX_SFX(fx_transpose)(gt, C, v.T, FX_TILE, g + r0 * C, C);
+        if (h) FX_SFX(fx_transpose)(ht, C, v.T, FX_TILE, h + r0 * C, C);
     }
     return total;
 }
@@ -164,18 +204,40 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
     return s;
 }
 
-/* Turns the exponentials stored in gr into the row's gradient. */
+/* Turns the exponentials stored in gr into the row's gradient, and its
+   Hessian's diagonal into hr (if not NULL). */
 static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_row) *row, REAL *gr,
-                                       const REAL *tr, Py_ssize_t c, fx_xent_coef r, double log_s)
+                                       REAL *hr, const REAL *tr, Py_ssize_t c, fx_xent_coef r,
+                                       double log_s)
 {
     const REAL *w = (const REAL *)A->w;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(A->shape.C, row->K, k, &len);
         REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, r.gq);
+        if (hr)
+            FX_SFX(fx_chunk_hess)(gr + off, hr + off, len, f,
+                                  (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, 1.0));
         FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, tr ? tr + off : NULL,
                               (REAL)r.a, (REAL)r.b);
     }
     if (A->y) gr[c] -= (REAL)r.ay;
+}
+
+/* Turns the exponentials stored in gr into the row's Hessian times vr. */
+static inline void FX_SFX(fx_row_hvp)(const FX_SFX(fx_row) *row, Py_ssize_t C, REAL *gr,
+                                      const REAL *vr, double gq, double log_s)
+{
+    double pv = 0.0;                    /* sum_j p_j v_j */
+    for (Py_ssize_t k = 0; k < row->nk; k++) {
+        Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
+        double p1 = FX_SFX(fx_row_chunk_factor)(row, k, log_s, 1.0);
+        pv += p1 * FX_SFX(fx_chunk_dot)(gr + off, vr + off, len);
+    }
+    for (Py_ssize_t k = 0; k < row->nk; k++) {
+        Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
+        REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, gq);
+        FX_SFX(fx_chunk_hvp)(gr + off, vr + off, len, f, (REAL)pv);
+    }
 }
 
 /* Cross-entropy of the rows of block k; returns the sum of their losses. */
@@ -188,13 +250,15 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
         const REAL *xr = (const REAL *)A->x + n * C;
         const REAL *tr = A->t ? (const REAL *)A->t + n * C : NULL;
         REAL *gr = A->grad ? (REAL *)A->grad + n * C : NULL;
+        REAL *hr = A->hess ? (REAL *)A->hess + n * C : NULL;
         Py_ssize_t c = A->y ? fx_class_of(A->y + n, A->ignore_index, C) : 0;
         if (c < 0) {                     /* ignored, or out of range (reported) */
             if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
             if (A->loss) ((REAL *)A->loss)[n] = 0;
-            if (gr) {
+            if (gr) {                    /* its gradient, Hessian and H v alike */
                 REAL v = (REAL)fx_xent_ignored_grad(A, FX_SFX(fx_softmax_is_nan)(xr, C) ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
+                if (hr) for (Py_ssize_t j = 0; j < C; j++) hr[j] = v;
             }
             continue;
         }
@@ -202,10 +266,12 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
         FX_SFX(fx_row_stats)(xr, C, &row, gr, 0);
         fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c);
         s.gs = fx_gs(&opt, n);
+        s.sw = fx_sw(&opt, n);
         fx_xent_coef r = fx_xent_finish(&opt, s);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
-        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, tr, c, r, s.log_s);
+        if (gr && A->v) FX_SFX(fx_row_hvp)(&row, C, gr, (const REAL *)A->v + n * C, r.gq, s.log_s);
+        else if (gr) FX_SFX(fx_row_grad)(A, &row, gr, hr, tr, c, r, s.log_s);
     }
     return total;
 }
@@ -223,18 +289,19 @@ static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssiz
     fx_block k = fx_block_at(&A->shape, b);
     *bad = -1;
     if (A->shape.inner > 1) {
-        const REAL *t = (const REAL *)A->t;
-        REAL *g = (REAL *)A->grad;
+        const REAL *t = (const REAL *)A->t, *vv = (const REAL *)A->v;
+        REAL *g = (REAL *)A->grad, *h = (REAL *)A->hess;
         FX_SFX(fx_tile) v = {(const REAL *)A->x + k.x_off, t ? t + k.x_off : NULL,
-                             g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0};
+                             g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0,
+                             vv ? vv + k.x_off : NULL, h ? h + k.x_off : NULL};
         return FX_SFX(fx_xent_tile)(A, &v, bad);
     }
     if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad);
     return FX_SFX(fx_xent_rows)(A, k, bad);
 }
 
-/* nll of block b: loss -w_y x_y per sample (0 where ignored); the whole
-   gradient of the block, -w_y gs at each target and 0 elsewhere.  *bad as for
+/* nll of block b: loss -w_y x_y sw per sample (0 where ignored); the whole
+   gradient of the block, -w_y gs at each target and 0 elsewhere (gs holds sw).  *bad as for
    fx_xent_block. */
 static double FX_SFX(fx_nll_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
 {
@@ -252,7 +319,7 @@ static double FX_SFX(fx_nll_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize
         Py_ssize_t n = k.n0 + j, c = fx_class_of(A->y + n, A->ignore_index, C);
         if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
         double wy = c < 0 ? 0.0 : (w ? (double)w[c] : 1.0);
-        double loss = c < 0 ? 0.0 : -wy * (double)x[j * lane + c * cstride];
+        double loss = c < 0 ? 0.0 : -wy * (double)x[j * lane + c * cstride] * fx_sw(A, n);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)loss;
         total += loss;
         if (g && c >= 0) g[j * lane + c * cstride] = (REAL)(-wy * fx_gs(A, n));

@@ -10,12 +10,14 @@ from ._version import __version__
 from ._kernels import get_num_threads, set_num_threads
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
+from ._second_order import cross_entropy_hvp
 from ._linear import linear_cross_entropy
 from ._modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 
 __all__ = [
     "__version__",
     "cross_entropy",
+    "cross_entropy_hvp",
     "linear_cross_entropy",
     "nll_loss",
     "binary_cross_entropy",

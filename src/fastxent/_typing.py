@@ -43,15 +43,25 @@ Scalar = np.floating[Any]
 Array = NDArray[np.floating[Any]]
 Loss = Union[Scalar, Array]
 LossAndGrad = Tuple[Loss, Array]
+LossGradHess = Tuple[Loss, Array, Array]
+# ``out`` of the functions with ``return_hessian``: the gradient's buffer, or
+# with return_hessian=True a pair (grad_out, hess_out), either member None.
+Out = Union[Array, Tuple[Optional[Array], Optional[Array]]]
 Reduction = Literal["mean", "sum", "none"]
 Reduced = Literal["mean", "sum"]
 
 
-class GradOptions(TypedDict, total=False):
-    """Keyword options of every loss function that leave the result's type alone."""
+class _Options(TypedDict, total=False):
+    """Keyword options of every loss function that leave the result's type alone,
+    but ``out`` (whose type depends on the function)."""
     grad_output: Optional[ArrayInput]
-    out: Optional[Array]
     n_threads: Optional[int]
+    sample_weight: Optional[ArrayInput]
+
+
+class GradOptions(_Options, total=False):
+    """The options of binary_cross_entropy (and nll_loss's, with NLLOptions)."""
+    out: Optional[Array]
 
 
 class NLLOptions(GradOptions, total=False):
@@ -59,9 +69,13 @@ class NLLOptions(GradOptions, total=False):
     axis: Optional[int]
 
 
-class CrossEntropyOptions(NLLOptions, total=False):
+class CrossEntropyOptions(_Options, total=False):
+    ignore_index: int
+    axis: Optional[int]
     label_smoothing: float
+    out: Optional[Out]
 
 
-class BCEWithLogitsOptions(GradOptions, total=False):
+class BCEWithLogitsOptions(_Options, total=False):
     pos_weight: Optional[ArrayInput]
+    out: Optional[Out]
