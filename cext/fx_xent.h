@@ -244,8 +244,7 @@ typedef struct fx_xent_stats {
     double xy;        /* class-index target: x_y - m */
     double q, d;      /* smoothing or probability mass: sum_c w_c q_c and
                          sum_c w_c q_c (x_c - m) (0 without smoothing) */
-    double gs;        /* the gradient's factor, gout * gscale * sw (fx_gs) */
-    double sw;        /* the sample weight (1 without) */
+    double gs;        /* the gradient's factor, gout * gscale (fx_gs) */
     int kept;         /* 0: ignored (or an index out of range) */
 } fx_xent_stats;
 
@@ -255,11 +254,10 @@ static FX_INLINE double fx_sw(const fx_xent_args *A, Py_ssize_t n)
     return A->sw ? A->sw[n] : 1.0;
 }
 
-/* The gradient factor of sample n: gout[n] * gscale * sw[n]. */
+/* The gradient factor of sample n but its weight: gout[n] * gscale. */
 static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
 {
-    double g = A->gout ? A->gout[n] * A->gscale : A->gscale;
-    return A->sw ? g * A->sw[n] : g;
+    return A->gout ? A->gout[n] * A->gscale : A->gscale;
 }
 
 /* The loss of one sample and the factors of its gradient:
@@ -303,11 +301,26 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     double Q = (1.0 - A->eps) * s.wy + s.q;
     double D = (1.0 - A->eps) * s.wy * s.xy + s.d;
     double gs = s.kept ? s.gs : 0.0;
-    r.loss = s.kept && A->shape.C > 0 ? s.sw * (Q * s.log_s - D) : 0.0;
+    r.loss = s.kept && A->shape.C > 0 ? Q * s.log_s - D : 0.0;
     r.gq = s.kept ? gs * Q : fx_xent_ignored_grad(A, s.log_s);
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / (double)A->shape.C);
     r.ay = r.a * s.wy;
+    return r;
+}
+
+/* A sample weight sw multiplies the loss and every factor of the gradient
+   fx_xent_finish gives (and so the second order, made from gq): applied to a
+   finish's result, where the call has sample weights.  (Not inside the finish:
+   a tile's lanes run it in vectors, and there its weights are a loop of their
+   own, fx_xent_tile's, so that a call without them runs the lanes as before.) */
+static FX_INLINE fx_xent_coef fx_xent_weigh(fx_xent_coef r, double sw)
+{
+    r.loss *= sw;
+    r.gq *= sw;
+    r.a *= sw;
+    r.b *= sw;
+    r.ay *= sw;
     return r;
 }
 

@@ -130,16 +130,26 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         s.q = by_index ? smooth_q : q[l];
         s.d = by_index ? b_smooth * d[l] : d[l];
         s.gs = fx_gs(&opt, v->n0 + l);
-        s.sw = fx_sw(&opt, v->n0 + l);
         s.kept = cls[l] >= 0;
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
-        f[l] = (REAL)(r.gq * fx_exp_d(-s.log_s));      /* gq / S (the shift is the max) */
-        p1[l] = (REAL)fx_exp_d(-s.log_s);
+        double inv_s = fx_exp_d(-s.log_s);              /* 1 / S (the shift is the max) */
+        f[l] = (REAL)(r.gq * inv_s);                    /* gq / S */
+        p1[l] = (REAL)inv_s;
         a[l] = (REAL)r.a;
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
     }
+    if (A->sw)         /* the sample weights: a loop of their own (f carries gq) */
+        for (l = 0; l < T; l++) {
+            fx_xent_coef r = {loss[l], (double)f[l], (double)a[l], (double)b[l], (double)ay[l]};
+            r = fx_xent_weigh(r, A->sw[v->n0 + l]);
+            loss[l] = r.loss;
+            f[l] = (REAL)r.gq;
+            a[l] = (REAL)r.a;
+            b[l] = (REAL)r.b;
+            ay[l] = (REAL)r.ay;
+        }
     double total = 0.0;
     for (l = 0; l < T; l++) total += loss[l];
     if (A->loss)
@@ -266,8 +276,8 @@ static double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, Py_ssize_t
         FX_SFX(fx_row_stats)(xr, C, &row, gr, 0);
         fx_xent_stats s = FX_SFX(fx_row_target)(A, &row, xr, tr, c);
         s.gs = fx_gs(&opt, n);
-        s.sw = fx_sw(&opt, n);
         fx_xent_coef r = fx_xent_finish(&opt, s);
+        if (opt.sw) r = fx_xent_weigh(r, opt.sw[n]);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
         if (gr && A->v) FX_SFX(fx_row_hvp)(&row, C, gr, (const REAL *)A->v + n * C, r.gq, s.log_s);
@@ -301,7 +311,7 @@ static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssiz
 }
 
 /* nll of block b: loss -w_y x_y sw per sample (0 where ignored); the whole
-   gradient of the block, -w_y gs at each target and 0 elsewhere (gs holds sw).  *bad as for
+   gradient of the block, -w_y gs sw at each target and 0 elsewhere.  *bad as for
    fx_xent_block. */
 static double FX_SFX(fx_nll_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
 {
@@ -322,7 +332,7 @@ static double FX_SFX(fx_nll_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize
         double loss = c < 0 ? 0.0 : -wy * (double)x[j * lane + c * cstride] * fx_sw(A, n);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)loss;
         total += loss;
-        if (g && c >= 0) g[j * lane + c * cstride] = (REAL)(-wy * fx_gs(A, n));
+        if (g && c >= 0) g[j * lane + c * cstride] = (REAL)(-wy * (fx_gs(A, n) * fx_sw(A, n)));
     }
     return total;
 }
