@@ -72,11 +72,16 @@ static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(f
 
 /* The second order of a tile, from the exponentials stored in v->g (before
    fx_tile_grad): the Hessian's diagonal into v->h, or (with v->v) the Hessian
-   times v into v->g; f as for fx_tile_grad, p1[l] = 1 / S of lane l. */
-static FX_INLINE void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const REAL *f,
-                                             const REAL *p1)
+   times v into v->g; f as for fx_tile_grad, m and log_s as fx_tile_stats gave
+   them.  Not forced inline: the lanes' loop of fx_xent_tile, which a call
+   without second order runs alone, keeps its registers. */
+static void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const REAL *f,
+                                   const REAL *m, const double *log_s)
 {
+    REAL p1[FX_TILE];                  /* 1 / S: the shift is the max */
     Py_ssize_t T = v->T, l, c;
+    for (l = 0; l < T; l++)
+        p1[l] = (REAL)fx_exp_d(m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY ? -log_s[l] : NAN);
     if (v->h) {
         for (c = 0; c < C; c++) {
             const REAL *gc = v->g + c * v->stride;
@@ -105,7 +110,7 @@ static FX_INLINE void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_
    (fx_tile_second). */
 static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad)
 {
-    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], p1[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
+    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE];
     double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
     Py_ssize_t cls[FX_TILE], T = v->T, l;
     const int by_index = A->y != NULL;
@@ -133,9 +138,7 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         s.kept = cls[l] >= 0;
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
-        double inv_s = fx_exp_d(-s.log_s);              /* 1 / S (the shift is the max) */
-        f[l] = (REAL)(r.gq * inv_s);                    /* gq / S */
-        p1[l] = (REAL)inv_s;
+        f[l] = (REAL)(r.gq * fx_exp_d(-s.log_s));      /* gq / S (the shift is the max) */
         a[l] = (REAL)r.a;
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
@@ -154,7 +157,7 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
     for (l = 0; l < T; l++) total += loss[l];
     if (A->loss)
         for (l = 0; l < T; l++) ((REAL *)A->loss)[v->n0 + l] = (REAL)loss[l];
-    if (v->g && (v->h || v->v)) FX_SFX(fx_tile_second)(v, A->shape.C, f, p1);
+    if (v->g && (v->h || v->v)) FX_SFX(fx_tile_second)(v, A->shape.C, f, m, log_s);
     if (v->g && !v->v) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls);
     return total;
 }
