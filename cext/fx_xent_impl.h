@@ -11,7 +11,11 @@ typedef struct {
     REAL *g;
     Py_ssize_t stride, T, n0;
     const REAL *v;             /* A->v's part, or NULL */
-    REAL *h;                   /* A->hess's part, or NULL */
+    REAL *h;                   /* A->hess's part, or NULL: class c of lane l at
+                                  [c * h_c + l * h_l], in place (a strided class
+                                  axis: h_c = stride, h_l = 1) or transposed back
+                                  to rows (few classes: h_c = 1, h_l = C) */
+    Py_ssize_t h_c, h_l;
 } FX_SFX(fx_tile);
 
 /* ------------------------------------------------------------------------ */
@@ -83,10 +87,14 @@ static void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const
     for (l = 0; l < T; l++)
         p1[l] = (REAL)fx_exp_d(m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY ? -log_s[l] : NAN);
     if (v->h) {
+        const Py_ssize_t h_l = v->h_l;
         for (c = 0; c < C; c++) {
             const REAL *gc = v->g + c * v->stride;
-            REAL *hc = v->h + c * v->stride;
-            for (l = 0; l < T; l++) hc[l] = gc[l] * f[l] * ((REAL)1 - gc[l] * p1[l]);
+            REAL *hc = v->h + c * v->h_c;
+            if (h_l == 1)
+                for (l = 0; l < T; l++) hc[l] = gc[l] * f[l] * ((REAL)1 - gc[l] * p1[l]);
+            else        /* rows: written where they go, without a buffer to transpose */
+                for (l = 0; l < T; l++) hc[l * h_l] = gc[l] * f[l] * ((REAL)1 - gc[l] * p1[l]);
         }
         return;
     }
@@ -168,21 +176,20 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
 static double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_block k, Py_ssize_t *bad)
 {
     REAL xt[FX_SMALL_C * FX_TILE], gt[FX_SMALL_C * FX_TILE], tt[FX_SMALL_C * FX_TILE];
-    REAL vt[FX_SMALL_C * FX_TILE], ht[FX_SMALL_C * FX_TILE];
+    REAL vt[FX_SMALL_C * FX_TILE];
     Py_ssize_t C = A->shape.C;
     const REAL *x = (const REAL *)A->x, *t = (const REAL *)A->t, *vv = (const REAL *)A->v;
     REAL *g = (REAL *)A->grad, *h = (REAL *)A->hess;
     double total = 0.0;
     for (Py_ssize_t r0 = k.n0; r0 < k.n0 + k.count; r0 += FX_TILE) {
         FX_SFX(fx_tile) v = {xt, t ? tt : NULL, g ? gt : NULL, FX_TILE, 0, r0,
-                             vv ? vt : NULL, h ? ht : NULL};
+                             vv ? vt : NULL, h ? h + r0 * C : NULL, 1, C};
         v.T = k.n0 + k.count - r0 < FX_TILE ? k.n0 + k.count - r0 : FX_TILE;
         FX_SFX(fx_transpose)(x + r0 * C, v.T, C, C, xt, FX_TILE);
         if (t) FX_SFX(fx_transpose)(t + r0 * C, v.T, C, C, tt, FX_TILE);
         if (vv) FX_SFX(fx_transpose)(vv + r0 * C, v.T, C, C, vt, FX_TILE);
         total += FX_SFX(fx_xent_tile)(A, &v, bad);
         if (g) FX_SFX(fx_transpose)(gt, C, v.T, FX_TILE, g + r0 * C, C);
-        if (h) FX_SFX(fx_transpose)(ht, C, v.T, FX_TILE, h + r0 * C, C);
     }
     return total;
 }
@@ -306,7 +313,8 @@ static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssiz
         REAL *g = (REAL *)A->grad, *h = (REAL *)A->hess;
         FX_SFX(fx_tile) v = {(const REAL *)A->x + k.x_off, t ? t + k.x_off : NULL,
                              g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0,
-                             vv ? vv + k.x_off : NULL, h ? h + k.x_off : NULL};
+                             vv ? vv + k.x_off : NULL, h ? h + k.x_off : NULL,
+                             A->shape.inner, 1};
         return FX_SFX(fx_xent_tile)(A, &v, bad);
     }
     if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad);
