@@ -205,34 +205,43 @@ static inline fx_target_stats fx_check_weights(const double *sw, Py_ssize_t j0, 
     return st;
 }
 
+/* Class indices y[j0:j1] and, when `weighted` (a constant at each call: the
+   unweighted loop stays as lean as it was), their samples' weights sw. */
+static FX_INLINE fx_target_stats fx_check_indices(const fx_xent_args *A, const double *w64,
+                                                  Py_ssize_t j0, Py_ssize_t j1, const int weighted)
+{
+    const int64_t *y = A->y, ignore_index = A->ignore_index;
+    const double *sw = A->sw;
+    const Py_ssize_t C = A->shape.C;
+    Py_ssize_t first_bad = -1, first_bad_sw = -1;
+    double n_kept = 0.0, w_kept = 0.0;
+    for (Py_ssize_t j = j0; j < j1; j++) {
+        Py_ssize_t c = fx_class_of(y + j, ignore_index, C);
+        double s = weighted ? sw[j] : 1.0;
+        if (c >= 0) {
+            n_kept += 1.0;
+            w_kept += weighted ? (w64 ? s * w64[c] : s) : (w64 ? w64[c] : 1.0);
+        } else if (c == FX_BAD_INDEX && first_bad < 0) {
+            first_bad = j;
+        }
+        if (weighted && !(s >= 0.0 && s <= DBL_MAX) && first_bad_sw < 0) first_bad_sw = j;
+    }
+    fx_target_stats st = {first_bad, n_kept, w_kept, first_bad_sw};
+    return st;
+}
+
 /* The target check of sample block b (the first pass of a call with class
    indices, or of one with sample weights): what a "mean" divides by,
    sum_n sw_n w[y_n] over the samples kept (every sample without y), the first
    index out of range and the first sample weight that is negative or not
-   finite. */
+   finite (NaN too). */
 static inline fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64,
                                                Py_ssize_t b)
 {
-    const int64_t *y = A->y, ignore_index = A->ignore_index;
-    const double *sw = A->sw;
-    Py_ssize_t n = A->shape.n_outer * A->shape.inner, C = A->shape.C;
-    Py_ssize_t first_bad = -1, first_bad_sw = -1;
-    Py_ssize_t j1 = (b + 1) * FX_SAMPLE_BLOCK < n ? (b + 1) * FX_SAMPLE_BLOCK : n;
-    double n_kept = 0.0, w_kept = 0.0;
-    if (!y && sw) return fx_check_weights(sw, b * FX_SAMPLE_BLOCK, j1);
-    for (Py_ssize_t j = b * FX_SAMPLE_BLOCK; j < j1; j++) {
-        Py_ssize_t c = y ? fx_class_of(y + j, ignore_index, C) : 0;
-        double s = sw ? sw[j] : 1.0;
-        if (c >= 0) {
-            n_kept += 1.0;
-            w_kept += w64 ? s * w64[c] : s;
-        } else if (c == FX_BAD_INDEX && first_bad < 0) {
-            first_bad = j;
-        }
-        if (!(s >= 0.0 && s <= DBL_MAX) && first_bad_sw < 0) first_bad_sw = j;  /* NaN too */
-    }
-    fx_target_stats st = {first_bad, n_kept, w_kept, first_bad_sw};
-    return st;
+    Py_ssize_t n = A->shape.n_outer * A->shape.inner;
+    Py_ssize_t j0 = b * FX_SAMPLE_BLOCK, j1 = j0 + FX_SAMPLE_BLOCK < n ? j0 + FX_SAMPLE_BLOCK : n;
+    if (!A->y) return fx_check_weights(A->sw, j0, j1);
+    return A->sw ? fx_check_indices(A, w64, j0, j1, 1) : fx_check_indices(A, w64, j0, j1, 0);
 }
 
 /* ---- the per-sample finish of cross-entropy, shared by rows and tiles ---- */
