@@ -302,7 +302,8 @@ static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s
  * in PyTorch) rather than to its own ulp.  Its relative precision would cost a
  * compare and a select per element of every row, and would change no reduced
  * loss (whose error is that of its largest terms).
- * Sample weights, z-loss and softcap enter here (docs/ARCHITECTURE.md).
+ * z-loss and softcap enter here (docs/ARCHITECTURE.md); sample weights right
+ * after it (fx_xent_weigh).
  */
 static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stats s)
 {
