@@ -65,6 +65,11 @@ typedef struct fx_bce_args {
     void *grad;                /* REAL [n] gradient, or NULL */
     const double *gout;        /* [n] per-element factor of the gradient, or NULL (1) */
     double gscale;             /* the gradient's scalar factor (NaN gives NaN) */
+    /* second order and sample weights (version 0.2) */
+    const void *sw;            /* REAL sample_weight broadcast by swl, or NULL: a
+                                  factor of w, so of the loss and its derivatives */
+    fx_bcast swl;
+    void *hess;                /* REAL [n] the Hessian's diagonal (logits only), or NULL */
 } fx_bce_args;
 
 /* Blocks of a call: FX_BCE_BLOCK elements each, the last one shorter. */

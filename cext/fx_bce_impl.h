@@ -80,13 +80,14 @@ static FX_INLINE REAL FX_SFX(fx_log1p_recip)(REAL e, REAL *r)
  * One element of binary cross-entropy on logits:
  *   loss = w ((1 - t) softplus(x) + pw t softplus(-x))              (returned)
  *   *g   = w ((1 - t) sigmoid(x) - pw t sigmoid(-x))
+ *   *h   = w (pw t + 1 - t) sigmoid(x) sigmoid(-x)        (the second derivative)
  * which are PyTorch's -w (pw t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) and
  * w ((pw t + 1 - t) sigmoid(x) - pw t), with no overflow and no cancellation
  * for any finite x: softplus(+-x) and sigmoid(+-x) all come from the one
  * e = exp(-|x|).  A -inf logit gives a NaN loss, as PyTorch's
  * (1 - t) x - (1 + (pw - 1) t) log sigmoid(x) does.
  */
-static FX_INLINE REAL FX_SFX(fx_bce_logits_elem)(REAL x, REAL t, REAL w, REAL pw, REAL *g)
+static FX_INLINE REAL FX_SFX(fx_bce_logits_elem2)(REAL x, REAL t, REAL w, REAL pw, REAL *g, REAL *h)
 {
     REAL e = FX_SFX(fx_exp)(x < (REAL)0 ? x : -x);        /* exp(-|x|), in [0, 1] */
     REAL r;                                                /* 1 / (1 + e) = sigmoid(|x|) */
@@ -98,14 +99,26 @@ static FX_INLINE REAL FX_SFX(fx_bce_logits_elem)(REAL x, REAL t, REAL w, REAL pw
     REAL a = (REAL)1 - t;                                  /* weight of the negative term */
     REAL b = pw * t;                                       /* weight of the positive term */
     *g = w * (a * s_pos - b * s_neg);
+    *h = w * (a + b) * (e * r * r);                        /* sigmoid(x) sigmoid(-x) = e r^2 */
     REAL loss = w * (a * sp_pos + b * sp_neg);
     return x == -(REAL)INFINITY ? (REAL)NAN : loss;
 }
 
-/* A tile of n elements: loss[i] and, when g is not NULL, g[i].  Two loops, so
-   that each vectorizes; without g the compiler drops the gradient's arithmetic. */
-static inline void FX_SFX(fx_bce_prob_tile)(const REAL *x, const REAL *t, const REAL *w,
-                                            Py_ssize_t n, REAL *loss, REAL *g)
+/* The loss and gradient of fx_bce_logits_elem2 (the compiler drops the rest). */
+static FX_INLINE REAL FX_SFX(fx_bce_logits_elem)(REAL x, REAL t, REAL w, REAL pw, REAL *g)
+{
+    REAL unused;
+    return FX_SFX(fx_bce_logits_elem2)(x, t, w, pw, g, &unused);
+}
+
+/* A tile of n elements: loss[i] and, when g is not NULL, g[i] (and h[i]).  A
+   loop each, so that each vectorizes; without g the compiler drops the
+   gradient's arithmetic.  restrict: the outputs never alias the inputs (w and
+   pw may be the same read-only buffer), and without it the alias checks of
+   three outputs are more than GCC versions a loop for. */
+static inline void FX_SFX(fx_bce_prob_tile)(const REAL *restrict x, const REAL *restrict t,
+                                            const REAL *restrict w, Py_ssize_t n,
+                                            REAL *restrict loss, REAL *restrict g)
 {
     Py_ssize_t i;
     REAL unused;
@@ -113,12 +126,15 @@ static inline void FX_SFX(fx_bce_prob_tile)(const REAL *x, const REAL *t, const 
     else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_prob_elem)(x[i], t[i], w[i], &unused);
 }
 
-static inline void FX_SFX(fx_bce_logits_tile)(const REAL *x, const REAL *t, const REAL *w,
-                                              const REAL *pw, Py_ssize_t n, REAL *loss, REAL *g)
+static inline void FX_SFX(fx_bce_logits_tile)(const REAL *restrict x, const REAL *restrict t,
+                                              const REAL *restrict w, const REAL *restrict pw,
+                                              Py_ssize_t n, REAL *restrict loss,
+                                              REAL *restrict g, REAL *restrict h)
 {
     Py_ssize_t i;
     REAL unused;
-    if (g) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_logits_elem)(x[i], t[i], w[i], pw[i], &g[i]);
+    if (h) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_logits_elem2)(x[i], t[i], w[i], pw[i], &g[i], &h[i]);
+    else if (g) for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_logits_elem)(x[i], t[i], w[i], pw[i], &g[i]);
     else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_logits_elem)(x[i], t[i], w[i], pw[i], &unused);
 }
 
@@ -130,17 +146,24 @@ static inline int FX_SFX(fx_count_not_prob)(const REAL *a, Py_ssize_t n)
     return bad;
 }
 
-/* Tile [j, j + m) of a call: losses into lt, the gradient (if any) into gt,
-   and how many probabilities of x and t lie outside [0, 1] added to n_bad. */
+/* Tile [j, j + m) of a call: losses into lt, the gradient (if any) into gt, the
+   Hessian's diagonal (if any) into ht, and how many probabilities of x and t lie
+   outside [0, 1] added to n_bad.  Sample weights multiply w. */
 static inline void FX_SFX(fx_bce_tile)(const fx_bce_args *A, Py_ssize_t j, Py_ssize_t m,
-                                       REAL *lt, REAL *gt, const REAL *ones, Py_ssize_t *n_bad)
+                                       REAL *lt, REAL *gt, REAL *ht, const REAL *ones,
+                                       Py_ssize_t *n_bad)
 {
-    REAL wbuf[FX_BCE_TILE], pwbuf[FX_BCE_TILE];
+    REAL wbuf[FX_BCE_TILE], pwbuf[FX_BCE_TILE], swbuf[FX_BCE_TILE];
     const REAL *x = (const REAL *)A->x + j, *t = (const REAL *)A->t + j;
     const REAL *wt = FX_SFX(fx_bcast_tile)((const REAL *)A->w, &A->wl, j, m, wbuf, ones);
+    if (A->sw) {
+        const REAL *swt = FX_SFX(fx_bcast_tile)((const REAL *)A->sw, &A->swl, j, m, swbuf, ones);
+        for (Py_ssize_t i = 0; i < m; i++) wbuf[i] = wt[i] * swt[i];   /* wt may be wbuf */
+        wt = wbuf;
+    }
     if (A->logits) {
         const REAL *pwt = FX_SFX(fx_bcast_tile)((const REAL *)A->pw, &A->pwl, j, m, pwbuf, ones);
-        FX_SFX(fx_bce_logits_tile)(x, t, wt, pwt, m, lt, gt);
+        FX_SFX(fx_bce_logits_tile)(x, t, wt, pwt, m, lt, gt, ht);
     } else {
         FX_SFX(fx_bce_prob_tile)(x, t, wt, m, lt, gt);
         n_bad[0] += FX_SFX(fx_count_not_prob)(x, m);   /* the tile is still in cache */
@@ -181,11 +204,13 @@ static double FX_SFX(fx_bce_block)(const fx_bce_args *A, Py_ssize_t b, Py_ssize_
         Py_ssize_t jt = j0 + k0, j = 0, m = n - k0 < FX_BCE_TILE ? n - k0 : FX_BCE_TILE;
         REAL *lt = A->loss ? (REAL *)A->loss + jt : lbuf;
         REAL *gt = A->grad ? (REAL *)A->grad + jt : NULL;
-        FX_SFX(fx_bce_tile)(A, jt, m, lt, gt, ones, n_bad);
+        REAL *ht = A->grad && A->hess && A->logits ? (REAL *)A->hess + jt : NULL;
+        FX_SFX(fx_bce_tile)(A, jt, m, lt, gt, ht, ones, n_bad);
         for (; j + FX_LANES <= m; j += FX_LANES)
             for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[j + l];
         for (; j < m; j++) acc[0] += (double)lt[j];      /* the array's last tile only */
         if (gt) FX_SFX(fx_bce_scale)(A, jt, m, gt);
+        if (ht) FX_SFX(fx_bce_scale)(A, jt, m, ht);
     }
     double total = 0.0;
     for (int l = 0; l < FX_LANES; l++) total += acc[l];

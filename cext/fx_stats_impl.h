@@ -205,6 +205,42 @@ static inline void FX_SFX(fx_chunk_grad)(REAL *restrict g, Py_ssize_t n, REAL f,
     else FX_SFX(fx_chunk_grad_body)(g, n, f, w, t, a, b, x, (REAL)0, 0);
 }
 
+/* h[j] = e f (1 - e p1) with e = g[j], the stored exponentials: the diagonal
+   of the Hessian, gq p_j (1 - p_j), where e f is the gradient's gq p_j
+   (fx_chunk_grad's product, bit for bit) and e p1 is p_j.  Runs before
+   fx_chunk_grad overwrites e. */
+static inline void FX_SFX(fx_chunk_hess)(const REAL *restrict g, REAL *restrict h, Py_ssize_t n,
+                                         REAL f, REAL p1)
+{
+    for (Py_ssize_t j = 0; j < n; j++) {
+        REAL e = g[j];
+        h[j] = e * f * ((REAL)1 - e * p1);
+    }
+}
+
+/* sum_j e[j] v[j] in double, in FX_LANES partial sums. */
+static inline double FX_SFX(fx_chunk_dot)(const REAL *restrict e, const REAL *restrict v,
+                                          Py_ssize_t n)
+{
+    double acc[FX_LANES];
+    Py_ssize_t j = 0;
+    for (int l = 0; l < FX_LANES; l++) acc[l] = 0.0;
+#define FX_DOT_TERM(i, l) acc[l] += (double)e[i] * (double)v[i];
+    FX_LANE_LOOP(FX_DOT_TERM)
+#undef FX_DOT_TERM
+    double s = 0.0;
+    for (int l = 0; l < FX_LANES; l++) s += acc[l];
+    return s;
+}
+
+/* g[j] = g[j] f (v[j] - pv): turns stored exponentials into the Hessian times
+   v, gq p_j (v_j - sum_k p_k v_k), with f as for fx_chunk_grad. */
+static inline void FX_SFX(fx_chunk_hvp)(REAL *restrict g, const REAL *restrict v, Py_ssize_t n,
+                                        REAL f, REAL pv)
+{
+    for (Py_ssize_t j = 0; j < n; j++) g[j] = g[j] * f * (v[j] - pv);
+}
+
 /* ------------------------------------------------------------------------ */
 /* One row, class axis contiguous, cut into chunks                           */
 /* ------------------------------------------------------------------------ */

@@ -31,6 +31,7 @@
 #ifndef FASTXENT_FX_XENT_H
 #define FASTXENT_FX_XENT_H
 
+#include <float.h>
 #include <string.h>
 #include <stdint.h>
 #include "fx_config.h"
@@ -86,6 +87,13 @@ typedef struct fx_xent_args {
     /* language-model options (0: off; not with a class slice) */
     double z_loss;             /* adds z_loss lse**2 to each kept sample's loss, >= 0 */
     double softcap;            /* logits x read as softcap tanh(x / softcap), > 0 */
+    /* second order and sample weights (version 0.2) */
+    const double *sw;          /* per-sample weight (sample_weight), or NULL (1): a
+                                  factor of the loss and of every derivative */
+    void *hess;                /* REAL like x: the diagonal of the Hessian, or NULL */
+    const void *v;             /* REAL like x, or NULL; given, grad receives the
+                                  Hessian times v instead of the gradient (and hess
+                                  must be NULL) */
 } fx_xent_args;
 
 /* One call of log-sum-exp, softmax or log_softmax (scipy.special semantics). */
@@ -109,7 +117,10 @@ typedef struct fx_target_stats {
     Py_ssize_t first_bad;      /* first sample whose index is neither in [0, C) nor
                                   ignore_index, or -1 */
     double n_kept;             /* samples not ignored */
-    double w_kept;             /* the sum of their class weights (w64: float64) */
+    double w_kept;             /* the sum of their class weights (w64: float64),
+                                  each times its sample weight (sw) */
+    Py_ssize_t first_bad_sw;   /* first sample whose weight is negative, NaN or
+                                  infinite, or -1 */
 } fx_target_stats;
 
 /* ---- the blocks of a call: fixed by the shape alone ---- */
@@ -201,26 +212,62 @@ static inline Py_ssize_t fx_class_of(const int64_t *y, int64_t ignore_index, Py_
     return v == ignore_index ? FX_IGNORED : c;        /* ignore_index may be a class */
 }
 
-/* The target check of sample block b (the first pass of a call with class
-   indices): what a "mean" divides by, and the first index out of range. */
-static inline fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64,
-                                               Py_ssize_t b)
+/* The sample weights sw[j0:j1] of a call without class indices: their sum (in
+   FX_LANES partial sums: this loop vectorizes) and the first that is negative
+   or not finite. */
+static inline fx_target_stats fx_check_weights(const double *sw, Py_ssize_t j0, Py_ssize_t j1)
+{
+    double acc[FX_LANES];
+    int bad = 0;
+    Py_ssize_t j = j0, n = j1;
+    fx_target_stats st = {-1, (double)(j1 - j0), 0.0, -1};
+    for (int l = 0; l < FX_LANES; l++) acc[l] = 0.0;
+#define FX_SW_TERM(i, l) { acc[l] += sw[i]; bad |= !(sw[i] >= 0.0 && sw[i] <= DBL_MAX); }
+    FX_LANE_LOOP(FX_SW_TERM)
+#undef FX_SW_TERM
+    for (int l = 0; l < FX_LANES; l++) st.w_kept += acc[l];
+    for (j = j0; bad && j < j1; j++)          /* NaN fails both comparisons */
+        if (!(sw[j] >= 0.0 && sw[j] <= DBL_MAX)) { st.first_bad_sw = j; break; }
+    return st;
+}
+
+/* Class indices y[j0:j1] and, when `weighted` (a constant at each call: the
+   unweighted loop stays as lean as it was), their samples' weights sw. */
+static FX_INLINE fx_target_stats fx_check_indices(const fx_xent_args *A, const double *w64,
+                                                  Py_ssize_t j0, Py_ssize_t j1, const int weighted)
 {
     const int64_t *y = A->y, ignore_index = A->ignore_index;
-    Py_ssize_t n = A->shape.n_outer * A->shape.inner, C = A->shape.C, first_bad = -1;
-    Py_ssize_t j1 = (b + 1) * FX_SAMPLE_BLOCK < n ? (b + 1) * FX_SAMPLE_BLOCK : n;
+    const double *sw = A->sw;
+    const Py_ssize_t C = A->shape.C;
+    Py_ssize_t first_bad = -1, first_bad_sw = -1;
     double n_kept = 0.0, w_kept = 0.0;
-    for (Py_ssize_t j = b * FX_SAMPLE_BLOCK; j < j1; j++) {
+    for (Py_ssize_t j = j0; j < j1; j++) {
         Py_ssize_t c = fx_class_of(y + j, ignore_index, C);
+        double s = weighted ? sw[j] : 1.0;
         if (c >= 0) {
             n_kept += 1.0;
-            w_kept += w64 ? w64[c] : 1.0;
+            w_kept += weighted ? (w64 ? s * w64[c] : s) : (w64 ? w64[c] : 1.0);
         } else if (c == FX_BAD_INDEX && first_bad < 0) {
             first_bad = j;
         }
+        if (weighted && !(s >= 0.0 && s <= DBL_MAX) && first_bad_sw < 0) first_bad_sw = j;
     }
-    fx_target_stats st = {first_bad, n_kept, w_kept};
+    fx_target_stats st = {first_bad, n_kept, w_kept, first_bad_sw};
     return st;
+}
+
+/* The target check of sample block b (the first pass of a call with class
+   indices, or of one with sample weights): what a "mean" divides by,
+   sum_n sw_n w[y_n] over the samples kept (every sample without y), the first
+   index out of range and the first sample weight that is negative or not
+   finite (NaN too). */
+static inline fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64,
+                                               Py_ssize_t b)
+{
+    Py_ssize_t n = A->shape.n_outer * A->shape.inner;
+    Py_ssize_t j0 = b * FX_SAMPLE_BLOCK, j1 = j0 + FX_SAMPLE_BLOCK < n ? j0 + FX_SAMPLE_BLOCK : n;
+    if (!A->y) return fx_check_weights(A->sw, j0, j1);
+    return A->sw ? fx_check_indices(A, w64, j0, j1, 1) : fx_check_indices(A, w64, j0, j1, 0);
 }
 
 /* ---- the per-sample finish of cross-entropy, shared by rows and tiles ---- */
@@ -232,7 +279,7 @@ typedef struct fx_xent_stats {
     double xy;        /* class-index target: x_y - m */
     double q, d;      /* smoothing or probability mass: sum_c w_c q_c and
                          sum_c w_c q_c (x_c - m) (0 without smoothing) */
-    double gs;        /* the gradient's factor, gout * gscale */
+    double gs;        /* the gradient's factor, gout * gscale (fx_gs) */
     int kept;         /* 0: ignored (or an index out of range) */
     double mass;      /* a class slice: the gradient's Q, over all the classes */
     double m;         /* the max (the shift of log_s), for the z-loss's lse = m + log_s */
@@ -253,7 +300,13 @@ static FX_INLINE double fx_slice_mass(const fx_xent_args *A, Py_ssize_t n, doubl
     return A->mass ? A->mass[n] : (1.0 - A->eps) * wy + A->eps / (double)A->n_classes * A->w_sum_all;
 }
 
-/* The gradient factor of sample n: gout[n] * gscale. */
+/* The weight of sample n: sw[n], or 1. */
+static FX_INLINE double fx_sw(const fx_xent_args *A, Py_ssize_t n)
+{
+    return A->sw ? A->sw[n] : 1.0;
+}
+
+/* The gradient factor of sample n but its weight: gout[n] * gscale. */
 static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
 {
     return A->gout ? A->gout[n] * A->gscale : A->gscale;
@@ -265,7 +318,10 @@ static FX_INLINE double fx_gs(const fx_xent_args *A, Py_ssize_t n)
    smoothing and no probabilities, so that an unused infinite weight changes
    nothing).  The paths form gq p_c from the stored exponentials:
    gq exp(shift - m - log_s) exp(x_c - shift).  An ignored sample has
-   gq = its gradient's value throughout (fx_xent_ignored_grad), a = b = ay = 0. */
+   gq = its gradient's value throughout (fx_xent_ignored_grad), a = b = ay = 0.
+   The targets' terms do not depend on x, so the second derivatives need gq
+   alone (gq = A_n times the scale, A_n = Q the total target mass):
+     hess_c = gq p_c (1 - p_c),   (H v)_c = gq p_c (v_c - sum_k p_k v_k). */
 typedef struct fx_xent_coef {
     double loss, gq, a, b, ay;
 } fx_xent_coef;
@@ -293,10 +349,10 @@ static FX_INLINE double fx_xent_ignored_grad(const fx_xent_args *A, double log_s
  * 2 z_loss lse gs to gq (the gradient of lse is p), written as selects so
  * that a tile's lanes take it in vectors.  Soft-capping is done by the paths
  * (the statistics are of the capped logits, and the gradient's loop
- * multiplies by the cap's derivative).  Sample weights enter here
- * (docs/ARCHITECTURE.md).
+ * multiplies by the cap's derivative).
  * In a class slice, Q, D and log_s are the slice's terms relative to the whole
  * row's max and log-sum-exp, and the gradient's mass is the row's, s.mass.
+ * Sample weights enter right after the finish (fx_xent_weigh).
  */
 static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stats s)
 {
@@ -315,6 +371,21 @@ static FX_INLINE fx_xent_coef fx_xent_finish(const fx_xent_args *A, fx_xent_stat
     r.a = gs * (1.0 - A->eps);
     r.b = gs * (A->eps / fx_n_classes(A));
     r.ay = r.a * s.wy;
+    return r;
+}
+
+/* A sample weight sw multiplies the loss and every factor of the gradient
+   fx_xent_finish gives (and so the second order, made from gq): applied to a
+   finish's result, where the call has sample weights.  (Not inside the finish:
+   a tile's lanes run it in vectors, and there its weights are a loop of their
+   own, fx_xent_tile's, so that a call without them runs the lanes as before.) */
+static FX_INLINE fx_xent_coef fx_xent_weigh(fx_xent_coef r, double sw)
+{
+    r.loss *= sw;
+    r.gq *= sw;
+    r.a *= sw;
+    r.b *= sw;
+    r.ay *= sw;
     return r;
 }
 

@@ -4,12 +4,18 @@
  */
 
 /* A tile: T <= FX_TILE lanes, the samples n0 .. n0 + T - 1, class c of lane l
-   at [c * stride + l] of x, t and g: the call's own arrays (a strided class
-   axis) or buffers of FX_TILE transposed rows (few classes). */
+   at [c * stride + l] of x, t, g, v and h: the call's own arrays (a strided
+   class axis) or buffers of FX_TILE transposed rows (few classes). */
 typedef struct {
     const REAL *x, *t;
     REAL *g;
     Py_ssize_t stride, T, n0;
+    const REAL *v;             /* A->v's part, or NULL */
+    REAL *h;                   /* A->hess's part, or NULL: class c of lane l at
+                                  [c * h_c + l * h_l], in place (a strided class
+                                  axis: h_c = stride, h_l = 1) or transposed back
+                                  to rows (few classes: h_c = 1, h_l = C) */
+    Py_ssize_t h_c, h_l;
 } FX_SFX(fx_tile);
 
 /* The target of sample n (read once and checked: fx_class_of): its class in
@@ -95,11 +101,52 @@ static FX_INLINE void FX_SFX(fx_tile_grad)(const fx_xent_args *A, const FX_SFX(f
     else FX_SFX(fx_tile_grad_body)(A, v, f, a, b, ay, cls, (REAL)0, 0);
 }
 
+/* The second order of a tile, from the exponentials stored in v->g (before
+   fx_tile_grad): the Hessian's diagonal into v->h, or (with v->v) the Hessian
+   times v into v->g; f as for fx_tile_grad, m and log_s as fx_tile_stats gave
+   them.  Not forced inline: the lanes' loop of fx_xent_tile, which a call
+   without second order runs alone, keeps its registers. */
+static void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const REAL *f,
+                                   const REAL *m, const double *log_s)
+{
+    REAL p1[FX_TILE];                  /* 1 / S: the shift is the max */
+    Py_ssize_t T = v->T, l, c;
+    for (l = 0; l < T; l++)
+        p1[l] = (REAL)fx_exp_d(m[l] > -(REAL)INFINITY && m[l] < (REAL)INFINITY ? -log_s[l] : NAN);
+    if (v->h) {
+        const Py_ssize_t h_l = v->h_l;
+        for (c = 0; c < C; c++) {
+            const REAL *gc = v->g + c * v->stride;
+            REAL *hc = v->h + c * v->h_c;
+            if (h_l == 1)
+                for (l = 0; l < T; l++) hc[l] = gc[l] * f[l] * ((REAL)1 - gc[l] * p1[l]);
+            else        /* rows: written where they go, without a buffer to transpose */
+                for (l = 0; l < T; l++) hc[l * h_l] = gc[l] * f[l] * ((REAL)1 - gc[l] * p1[l]);
+        }
+        return;
+    }
+    double acc[FX_TILE];
+    REAL pv[FX_TILE];
+    for (l = 0; l < T; l++) acc[l] = 0.0;
+    for (c = 0; c < C; c++) {
+        const REAL *gc = v->g + c * v->stride, *vc = v->v + c * v->stride;
+        for (l = 0; l < T; l++) acc[l] += (double)gc[l] * (double)vc[l];
+    }
+    for (l = 0; l < T; l++) pv[l] = (REAL)(acc[l] * (double)p1[l]);   /* sum_c p_c v_c */
+    for (c = 0; c < C; c++) {
+        REAL *gc = v->g + c * v->stride;
+        const REAL *vc = v->v + c * v->stride;
+        for (l = 0; l < T; l++) gc[l] = gc[l] * f[l] * (vc[l] - pv[l]);
+    }
+}
+
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
-   losses into A->loss, the gradient (if v->g) into v->g.  In a class slice the
-   target and mass terms are taken relative to the row's max over all classes
-   (ref), and the stored exponentials scaled by exp(sh - row_max - log_norm).
-   opts: whether z_loss or softcap may be on (see fx_xent_block). */
+/* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
+   losses into A->loss, the gradient (if v->g) into v->g, or its second order
+   (fx_tile_second).  In a class slice the target and mass terms are taken
+   relative to the row's max over all classes (ref), and the stored exponentials
+   scaled by exp(sh - row_max - log_norm).  opts: whether z_loss or softcap may
+   be on (see fx_xent_block; never with the second order). */
 static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad,
                                           const int opts)
 {
@@ -149,11 +196,22 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
     }
+    if (A->sw)         /* the sample weights: a loop of their own (f carries gq) */
+        for (l = 0; l < T; l++) {
+            fx_xent_coef r = {loss[l], (double)f[l], (double)a[l], (double)b[l], (double)ay[l]};
+            r = fx_xent_weigh(r, A->sw[v->n0 + l]);
+            loss[l] = r.loss;
+            f[l] = (REAL)r.gq;
+            a[l] = (REAL)r.a;
+            b[l] = (REAL)r.b;
+            ay[l] = (REAL)r.ay;
+        }
     double total = 0.0;
     for (l = 0; l < T; l++) total += loss[l];
     if (A->loss)
         for (l = 0; l < T; l++) ((REAL *)A->loss)[v->n0 + l] = (REAL)loss[l];
-    if (v->g) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls, cap);
+    if (v->g && (v->h || v->v)) FX_SFX(fx_tile_second)(v, A->shape.C, f, m, log_s);
+    if (v->g && !v->v) FX_SFX(fx_tile_grad)(A, v, f, a, b, ay, cls, cap);
     return total;
 }
 
@@ -164,15 +222,18 @@ static FX_INLINE double FX_SFX(fx_xent_rows_small)(const fx_xent_args *A, fx_blo
                                                 const int opts)
 {
     REAL xt[FX_SMALL_C * FX_TILE], gt[FX_SMALL_C * FX_TILE], tt[FX_SMALL_C * FX_TILE];
+    REAL vt[FX_SMALL_C * FX_TILE];
     Py_ssize_t C = A->shape.C;
-    const REAL *x = (const REAL *)A->x, *t = (const REAL *)A->t;
-    REAL *g = (REAL *)A->grad;
+    const REAL *x = (const REAL *)A->x, *t = (const REAL *)A->t, *vv = (const REAL *)A->v;
+    REAL *g = (REAL *)A->grad, *h = (REAL *)A->hess;
     double total = 0.0;
     for (Py_ssize_t r0 = k.n0; r0 < k.n0 + k.count; r0 += FX_TILE) {
-        FX_SFX(fx_tile) v = {xt, t ? tt : NULL, g ? gt : NULL, FX_TILE, 0, r0};
+        FX_SFX(fx_tile) v = {xt, t ? tt : NULL, g ? gt : NULL, FX_TILE, 0, r0,
+                             vv ? vt : NULL, h ? h + r0 * C : NULL, 1, C};
         v.T = k.n0 + k.count - r0 < FX_TILE ? k.n0 + k.count - r0 : FX_TILE;
         FX_SFX(fx_transpose)(x + r0 * C, v.T, C, C, xt, FX_TILE);
         if (t) FX_SFX(fx_transpose)(t + r0 * C, v.T, C, C, tt, FX_TILE);
+        if (vv) FX_SFX(fx_transpose)(vv + r0 * C, v.T, C, C, vt, FX_TILE);
         total += FX_SFX(fx_xent_tile)(A, &v, bad, opts);
         if (g) FX_SFX(fx_transpose)(gt, C, v.T, FX_TILE, g + r0 * C, C);
     }
@@ -212,20 +273,41 @@ static inline fx_xent_stats FX_SFX(fx_row_target)(const fx_xent_args *A, const F
 }
 
 /* Turns the exponentials stored in gr into the row's gradient (of logits xr:
-   where cap > 0, each term times the cap's derivative). */
+   where cap > 0, each term times the cap's derivative), and its Hessian's
+   diagonal into hr (if not NULL; never with a cap). */
 static inline void FX_SFX(fx_row_grad)(const fx_xent_args *A, const FX_SFX(fx_row) *row, REAL *gr,
-                                       const REAL *xr, const REAL *tr, Py_ssize_t c, fx_xent_coef r,
-                                       double log_s, REAL cap)
+                                       REAL *hr, const REAL *xr, const REAL *tr, Py_ssize_t c,
+                                       fx_xent_coef r, double log_s, REAL cap)
 {
     const REAL *w = (const REAL *)A->w;
     for (Py_ssize_t k = 0; k < row->nk; k++) {
         Py_ssize_t len, off = fx_chunk_at(A->shape.C, row->K, k, &len);
         REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, r.gq);
+        if (hr)
+            FX_SFX(fx_chunk_hess)(gr + off, hr + off, len, f,
+                                  (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, 1.0));
         FX_SFX(fx_chunk_grad)(gr + off, len, f, w ? w + off : NULL, tr ? tr + off : NULL,
                               (REAL)r.a, (REAL)r.b, xr + off, cap);
     }
     if (A->y && c >= 0)
         gr[c] -= cap > (REAL)0 ? (REAL)r.ay * FX_SFX(fx_dtanh)(xr[c] * ((REAL)1 / cap)) : (REAL)r.ay;
+}
+
+/* Turns the exponentials stored in gr into the row's Hessian times vr. */
+static inline void FX_SFX(fx_row_hvp)(const FX_SFX(fx_row) *row, Py_ssize_t C, REAL *gr,
+                                      const REAL *vr, double gq, double log_s)
+{
+    double pv = 0.0;                    /* sum_j p_j v_j */
+    for (Py_ssize_t k = 0; k < row->nk; k++) {
+        Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
+        double p1 = FX_SFX(fx_row_chunk_factor)(row, k, log_s, 1.0);
+        pv += p1 * FX_SFX(fx_chunk_dot)(gr + off, vr + off, len);
+    }
+    for (Py_ssize_t k = 0; k < row->nk; k++) {
+        Py_ssize_t len, off = fx_chunk_at(C, row->K, k, &len);
+        REAL f = (REAL)FX_SFX(fx_row_chunk_factor)(row, k, log_s, gq);
+        FX_SFX(fx_chunk_hvp)(gr + off, vr + off, len, f, (REAL)pv);
+    }
 }
 
 /* A class slice: the row's statistics become those of the whole row (its max
@@ -251,16 +333,18 @@ static FX_INLINE double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, 
         const REAL *xr = (const REAL *)A->x + n * C;
         const REAL *tr = A->t ? (const REAL *)A->t + n * C : NULL;
         REAL *gr = A->grad ? (REAL *)A->grad + n * C : NULL;
+        REAL *hr = A->hess ? (REAL *)A->hess + n * C : NULL;
         double wy = 0.0;
         Py_ssize_t c = A->y ? FX_SFX(fx_target_of)(A, n, &wy) : 0;
         if (c < 0 && c != FX_ELSEWHERE) {   /* ignored, or out of range (reported) */
             if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
             if (A->loss) ((REAL *)A->loss)[n] = 0;
-            if (gr) {
+            if (gr) {                       /* its gradient, Hessian and H v alike */
                 int nan_row = A->row_max ? !(isfinite(A->row_max[n]) && isfinite(A->log_norm[n]))
                                          : FX_SFX(fx_softmax_is_nan)(xr, C, cap);
                 REAL v = (REAL)fx_xent_ignored_grad(A, nan_row ? NAN : 0.0);
                 for (Py_ssize_t j = 0; j < C; j++) gr[j] = v;
+                if (hr) for (Py_ssize_t j = 0; j < C; j++) hr[j] = v;
             }
             continue;
         }
@@ -271,9 +355,11 @@ static FX_INLINE double FX_SFX(fx_xent_rows)(const fx_xent_args *A, fx_block k, 
         s.gs = fx_gs(&opt, n);
         s.mass = A->row_max ? fx_slice_mass(&opt, n, wy) : 0.0;
         fx_xent_coef r = fx_xent_finish(&opt, s);
+        if (opt.sw) r = fx_xent_weigh(r, opt.sw[n]);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)r.loss;
         total += r.loss;
-        if (gr) FX_SFX(fx_row_grad)(A, &row, gr, xr, tr, c, r, s.log_s, cap);
+        if (gr && A->v) FX_SFX(fx_row_hvp)(&row, C, gr, (const REAL *)A->v + n * C, r.gq, s.log_s);
+        else if (gr) FX_SFX(fx_row_grad)(A, &row, gr, hr, xr, tr, c, r, s.log_s, cap);
     }
     return total;
 }
@@ -294,10 +380,12 @@ static FX_INLINE double FX_SFX(fx_xent_block_of)(const fx_xent_args *A, Py_ssize
     fx_block k = fx_block_at(&A->shape, b);
     *bad = -1;
     if (A->shape.inner > 1) {
-        const REAL *t = (const REAL *)A->t;
-        REAL *g = (REAL *)A->grad;
+        const REAL *t = (const REAL *)A->t, *vv = (const REAL *)A->v;
+        REAL *g = (REAL *)A->grad, *h = (REAL *)A->hess;
         FX_SFX(fx_tile) v = {(const REAL *)A->x + k.x_off, t ? t + k.x_off : NULL,
-                             g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0};
+                             g ? g + k.x_off : NULL, A->shape.inner, k.count, k.n0,
+                             vv ? vv + k.x_off : NULL, h ? h + k.x_off : NULL,
+                             A->shape.inner, 1};
         return FX_SFX(fx_xent_tile)(A, &v, bad, opts);
     }
     if (A->shape.C <= FX_SMALL_C) return FX_SFX(fx_xent_rows_small)(A, k, bad, opts);
@@ -309,8 +397,8 @@ static double FX_SFX(fx_xent_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssiz
     return FX_SFX(fx_xent_block_of)(A, b, bad, 0);
 }
 
-/* nll of block b: loss -w_y x_y per sample (0 where ignored); the whole
-   gradient of the block, -w_y gs at each target and 0 elsewhere.  *bad as for
+/* nll of block b: loss -w_y x_y sw per sample (0 where ignored); the whole
+   gradient of the block, -w_y gs sw at each target and 0 elsewhere.  *bad as for
    fx_xent_block. */
 static double FX_SFX(fx_nll_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize_t *bad)
 {
@@ -328,10 +416,10 @@ static double FX_SFX(fx_nll_block)(const fx_xent_args *A, Py_ssize_t b, Py_ssize
         Py_ssize_t n = k.n0 + j, c = fx_class_of(A->y + n, A->ignore_index, C);
         if (c == FX_BAD_INDEX && *bad < 0) *bad = n;
         double wy = c < 0 ? 0.0 : (w ? (double)w[c] : 1.0);
-        double loss = c < 0 ? 0.0 : -wy * (double)x[j * lane + c * cstride];
+        double loss = c < 0 ? 0.0 : -wy * (double)x[j * lane + c * cstride] * fx_sw(A, n);
         if (A->loss) ((REAL *)A->loss)[n] = (REAL)loss;
         total += loss;
-        if (g && c >= 0) g[j * lane + c * cstride] = (REAL)(-wy * fx_gs(A, n));
+        if (g && c >= 0) g[j * lane + c * cstride] = (REAL)(-wy * (fx_gs(A, n) * fx_sw(A, n)));
     }
     return total;
 }

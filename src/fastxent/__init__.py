@@ -11,6 +11,7 @@ from ._kernels import get_num_threads, set_num_threads
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._multiclass import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
 from ._class_slice import cross_entropy_class_slice
+from ._second_order import cross_entropy_hvp
 from ._linear import linear_cross_entropy
 from ._modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 from ._kl import distillation_loss, kl_div
@@ -21,6 +22,7 @@ __all__ = [
     "__version__",
     "cross_entropy",
     "cross_entropy_class_slice",
+    "cross_entropy_hvp",
     "linear_cross_entropy",
     "nll_loss",
     "binary_cross_entropy",

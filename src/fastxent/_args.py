@@ -330,6 +330,28 @@ def probability_target_shape_error(target_shape: tuple, input_shape: tuple,
                       f"got {target_shape}{hint}")
 
 
+def sample_weight_array(value: Any, sample_shape: tuple, input_shape: tuple):
+    """``sample_weight`` of a multi-class call: one weight per sample position.
+
+    Returns ``(view, flat)``: the argument as read (what ``out`` must not
+    overlap) and a flat C-contiguous float64 array (a view where it already is
+    one), which the kernels check for negative and non-finite values.
+    """
+    a = real_array(value, "sample_weight")
+    if a.shape != sample_shape:
+        raise ValueError(
+            f"sample_weight must have shape {sample_shape}, one weight per sample position "
+            f"(input {input_shape} without its class axis), got {a.shape}")
+    return a, np.ascontiguousarray(a, dtype=_F64).reshape(-1)
+
+
+def sample_weight_error(flat: np.ndarray, first: int, shape: tuple) -> ValueError:
+    """The error for a negative or non-finite sample weight (found by the kernels)."""
+    return ValueError(
+        f"sample_weight must be finite and non-negative, got {float(flat[first])!r} at index "
+        f"{format_index(first, shape)}")
+
+
 def format_index(flat: int, shape: tuple) -> str:
     """A flat position as the index a user would type: ``7`` or ``(1, 3)``."""
     idx = tuple(int(i) for i in np.unravel_index(flat, shape))
@@ -405,7 +427,7 @@ def grad_scale(grad_output, reduction: str, loss_shape: tuple):
     return go, None, float(go)
 
 
-def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, reads: tuple):
+def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, reads: tuple, name: str = "out"):
     """Where the kernels write the gradient (or softmax) of one call.
 
     Returns ``(g, copy_to, result)``: the buffer the kernels write, the array to
@@ -421,26 +443,48 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, reads: tuple):
         g = np.empty(shape, dtype=compute_dtype)
         return g, None, g
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+        raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
     base = out if type(out) is np.ndarray else out.view(np.ndarray)
     if base.shape != shape:
-        raise ValueError(f"out must have the input's shape {shape}, got {base.shape}")
+        raise ValueError(f"{name} must have the input's shape {shape}, got {base.shape}")
     if base.dtype != result_dtype:
-        raise TypeError(f"out must have the input's dtype {result_dtype}, got {base.dtype}")
+        raise TypeError(f"{name} must have the input's dtype {result_dtype}, got {base.dtype}")
     if not base.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous")
+        raise ValueError(f"{name} must be C-contiguous")
     if not base.flags.writeable:
-        raise ValueError("out must be writeable")
+        raise ValueError(f"{name} must be writeable")
     for a in reads:
         if a is not None and np.may_share_memory(base, a):
-            raise ValueError("out must not overlap the input or the other arguments")
+            raise ValueError(f"{name} must not overlap the input or the other arguments")
     if base.dtype != compute_dtype:
         return np.empty(shape, dtype=compute_dtype), base, out
     return base, None, out
 
 
+def split_out(out):
+    """``out`` of a call with ``return_hessian=True`` as ``(grad_out, hess_out)``:
+    None, or a pair of arrays (either member may be None)."""
+    if out is None:
+        return None, None
+    if type(out) is not tuple or len(out) != 2:
+        raise TypeError("with return_hessian=True, out must be a pair (grad_out, hess_out), "
+                        f"got {type(out).__name__}")
+    for i, o in enumerate(out):
+        if o is not None and not isinstance(o, np.ndarray):
+            raise TypeError(f"out[{i}] must be a NumPy array or None, got {type(o).__name__}")
+    return out
+
+
+def hess_setup(out, x: np.ndarray, result_dtype, reads: tuple):
+    """The buffer of the Hessian's diagonal (``return_hessian=True``, whose
+    ``out[1]`` is ``out``): ``(h, (copy_to, result))`` as for the gradient (see
+    :func:`grad_buffer`)."""
+    h, copy_to, result = grad_buffer(out, x.shape, result_dtype, x.dtype, reads, "out[1]")
+    return h, (copy_to, result)
+
+
 def grad_setup(return_grad: bool, grad_output, out, reduction: str, loss_shape: tuple,
-               denom: float, x: np.ndarray, result_dtype, reads: tuple):
+               denom: float, x: np.ndarray, result_dtype, reads: tuple, out_name: str = "out"):
     """Everything the kernels need for the gradient of one call.
 
     Returns ``(g, grad, gout, gscale)``: the buffer for the gradient (None
@@ -460,7 +504,7 @@ def grad_setup(return_grad: bool, grad_output, out, reduction: str, loss_shape: 
         gscale = gscale / denom if denom != 0 else _NAN
     if out is not None:
         reads = reads + (go, gout)
-    g, copy_to, result = grad_buffer(out, x.shape, result_dtype, x.dtype, reads)
+    g, copy_to, result = grad_buffer(out, x.shape, result_dtype, x.dtype, reads, out_name)
     return g, (copy_to, result), gout, gscale
 
 

@@ -21,7 +21,7 @@ from ._multiclass import _multiclass
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._typing import (Array, ArrayInput, CrossEntropyOptions, Loss, LossAndGrad, Reduced,
+    from ._typing import (Array, ArrayInput, ClassSliceOptions, Loss, LossAndGrad, Reduced,
                           Reduction, Scalar)
 
 
@@ -80,35 +80,35 @@ def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: Ar
                               class_start: int, num_classes: int,
                               target_mass: ArrayInput | None = ...,
                               reduction: Literal["none"] = ..., return_grad: Literal[False] = ...,
-                              **options: Unpack[CrossEntropyOptions]) -> Array: ...
+                              **options: Unpack[ClassSliceOptions]) -> Array: ...
 @overload
 def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: ArrayInput,
                               log_norm: ArrayInput, weight: ArrayInput | None = ..., *,
                               class_start: int, num_classes: int,
                               target_mass: ArrayInput | None = ..., reduction: Reduced,
                               return_grad: Literal[False] = ...,
-                              **options: Unpack[CrossEntropyOptions]) -> Scalar: ...
+                              **options: Unpack[ClassSliceOptions]) -> Scalar: ...
 @overload
 def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: ArrayInput,
                               log_norm: ArrayInput, weight: ArrayInput | None = ..., *,
                               class_start: int, num_classes: int,
                               target_mass: ArrayInput | None = ...,
                               reduction: Literal["none"] = ..., return_grad: Literal[True],
-                              **options: Unpack[CrossEntropyOptions]) -> tuple[Array, Array]: ...
+                              **options: Unpack[ClassSliceOptions]) -> tuple[Array, Array]: ...
 @overload
 def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: ArrayInput,
                               log_norm: ArrayInput, weight: ArrayInput | None = ..., *,
                               class_start: int, num_classes: int,
                               target_mass: ArrayInput | None = ..., reduction: Reduced,
                               return_grad: Literal[True],
-                              **options: Unpack[CrossEntropyOptions]) -> tuple[Scalar, Array]: ...
+                              **options: Unpack[ClassSliceOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: ArrayInput,
                               log_norm: ArrayInput, weight: ArrayInput | None = ..., *,
                               class_start: int, num_classes: int,
                               target_mass: ArrayInput | None = ..., reduction: Reduction = ...,
                               return_grad: bool = ...,
-                              **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad: ...
+                              **options: Unpack[ClassSliceOptions]) -> Loss | LossAndGrad: ...
 def cross_entropy_class_slice(input: ArrayInput, target: ArrayInput, row_max: ArrayInput,
                               log_norm: ArrayInput, weight: ArrayInput | None = None, *,
                               class_start: int, num_classes: int,

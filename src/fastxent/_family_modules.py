@@ -86,7 +86,10 @@ class KLDivLoss(_Loss):
     if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
         __call__ = _loss_docs.documented_call(_Loss.__call__, "KLDivLoss")
 
-    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
+             sample_weight: Any) -> Any:
+        if sample_weight is not None:     # (the family takes none: _Loss.__call__ is shared)
+            raise TypeError(f"{type(self).__name__} takes no sample_weight")
         return _kl_div(input, target, self._reduction, self._log_target, return_grad,
                        grad_output, out, self._n_threads)
 
@@ -163,7 +166,10 @@ class SigmoidFocalLoss(_Loss):
     if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
         __call__ = _loss_docs.documented_call(_Loss.__call__, "SigmoidFocalLoss")
 
-    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
+             sample_weight: Any) -> Any:
+        if sample_weight is not None:     # (the family takes none: _Loss.__call__ is shared)
+            raise TypeError(f"{type(self).__name__} takes no sample_weight")
         return _focal(input, target, self._alpha, self._gamma, self._reduction, return_grad,
                       grad_output, out, self._n_threads)
 

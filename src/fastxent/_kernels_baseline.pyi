@@ -1,8 +1,11 @@
 # Stub of the kernel extension modules (_kernels_baseline, and _kernels_avx2,
 # which re-exports it: both are compiled from _kernels.pxi).  Every driver takes
-# keyword arguments only, all of them required (None for an absent array).  Arrays are flat and C-contiguous; the floating ones
-# of one call share one dtype (float32 or float64), and each is checked against
-# the shape (ValueError) before the kernels run.
+# keyword arguments only, all of them required (None for an absent array; the
+# compiled drivers let the version 0.2 options default: sw, hess and v to None,
+# z_loss and softcap to 0).
+# Arrays are flat and C-contiguous; the floating ones of one call share one
+# dtype (float32 or float64), and each is checked against the shape
+# (ValueError) before the kernels run.
 from typing import Optional, Union
 
 import numpy as np
@@ -24,18 +27,23 @@ def omp_max_threads() -> int: ...
 def omp_set_num_threads(n: int) -> None: ...
 def cpu_features() -> dict[str, bool]: ...
 
-def check_index_targets(*, y: _Int64, C: int, ignore_index: int, w: Optional[_Float64],
-                        n_threads: int) -> tuple[int, int, float]:
-    """(first_bad, n_kept, w_kept): the first index outside [0, C) that is not
-    ignore_index (-1 if none), and what a "mean" divides by."""
+def check_samples(*, y: Optional[_Int64], C: int, ignore_index: int,
+                  w: Optional[_Float64], n_threads: int,
+                  sw: Optional[_Float64] = None) -> tuple[int, int, float, int]:
+    """(first_bad, n_kept, w_kept, first_bad_sw): the first index outside [0, C)
+    that is not ignore_index (-1 if none), what a "mean" divides by, and the
+    first negative or non-finite sample weight (-1 if none)."""
 
 def xent(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
          ignore_index: int, t: Optional[_Real], w: Optional[_Real],
          w_sum: float, eps: float, loss_out: Optional[_Real],
          grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
-         n_threads: int, z_loss: float, softcap: float) -> float:
+         n_threads: int, z_loss: float, softcap: float,
+         sw: Optional[_Float64], hess: Optional[_Real],
+         v: Optional[_Real]) -> float:
     """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum
-    (z_loss >= 0: the z-loss factor; softcap > 0, or 0 for none)."""
+    (z_loss >= 0: the z-loss factor; softcap > 0, or 0 for none; with v, grad
+    receives the Hessian times v)."""
 
 def xent_slice(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
                ignore_index: int, t: Optional[_Real], w: Optional[_Real],
@@ -49,7 +57,8 @@ def xent_slice(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64
 
 def nll(*, x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: int,
         w: Optional[_Real], loss_out: Optional[_Real], grad: Optional[_Real],
-        gout: Optional[_Float64], gscale: float, n_threads: int) -> float:
+        gout: Optional[_Float64], gscale: float, n_threads: int,
+        sw: Optional[_Float64]) -> float:
     """nll of an (n_outer, C, inner) input of log-probabilities; the loss sum."""
 
 def lse_family(*, x: _Real, n_outer: int, C: int, inner: int, mode: int,
@@ -63,7 +72,9 @@ def bce(*, logits: bool, x: _Real, t: _Real, w: Optional[_Real],
         pw: Optional[_Real], pw_dims: Optional[_Intp],
         pw_strides: Optional[_Intp], loss_out: Optional[_Real],
         grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
-        n_threads: int) -> tuple[float, int, int]:
+        n_threads: int, sw: Optional[_Real], sw_dims: Optional[_Intp],
+        sw_strides: Optional[_Intp],
+        hess: Optional[_Real]) -> tuple[float, int, int]:
     """Binary cross-entropy; (loss sum, n_bad_x, n_bad_t)."""
 
 def kl_div(*, x: _Real, t: _Real, log_target: bool, loss_out: Optional[_Real],

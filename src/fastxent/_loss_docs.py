@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 _TEMPLATE = """The loss of ``input`` against ``target`` with this {cls}'s options.
 
-``loss_fn(input, target, return_grad=..., grad_output=..., out=...)`` is
-:func:`{function}` with the options the object holds as attributes
-(``loss_fn.reduction`` and the others) passed as keywords.
+``loss_fn(input, target, return_grad=..., grad_output=..., out=...,
+sample_weight=...)`` is :func:`{function}` with the options the object holds
+as attributes (``loss_fn.reduction`` and the others) passed as keywords.
 
 Parameters
 ----------
@@ -38,7 +38,7 @@ out : ndarray, optional
     ``grad``: ``input``'s shape and dtype, C-contiguous, writeable, and
     sharing memory with no argument.  Nothing is written to it unless every
     argument passes its checks{out_note}.
-
+{sw_doc}
 Returns
 -------
 loss : numpy scalar or ndarray
@@ -60,7 +60,8 @@ ValueError
     {value_errors}
     If ``grad_output`` or ``out`` does not fit (shape, layout,
     writeability, an overlap with an argument), or is given without
-    ``return_grad=True``.
+    ``return_grad=True``; if ``sample_weight`` does not fit or has a
+    negative or non-finite value.
 
 See Also
 --------
@@ -69,6 +70,13 @@ See Also
 Examples
 --------
 {examples}
+"""
+
+_SW_DOC = """sample_weight : array_like, optional
+    A non-negative weight per sample ({sw_shape}): it multiplies the losses
+    and the gradient, and "mean" divides by the summed weights, so that
+    integer weights are the same as repeating samples.  A call argument, not
+    an option: it goes with the data.  Default: 1.
 """
 
 _CALLS: dict[str, dict[str, str]] = {
@@ -80,6 +88,7 @@ _CALLS: dict[str, dict[str, str]] = {
     axis, each in ``[0, C)`` or equal to ``ignore_index``) or class
     probabilities (floating, ``input``'s shape).""",
         none_shape="shaped like ``input`` without its class axis",
+        sw_shape="``input``'s shape without the class axis",
         type_errors="If ``input`` is not floating, or ``target`` neither integer nor floating.",
         value_errors="""If a class index is outside ``[0, C)`` and is not ``ignore_index``,
     or ``target`` or ``weight`` does not fit ``input``'s shape.""",
@@ -100,6 +109,7 @@ array([[-0.0739,  0.071 ,  0.0029],
         target="""Class indices: any integer dtype, ``input``'s shape without the class
     axis, each in ``[0, C)`` or equal to ``ignore_index``.""",
         none_shape="shaped like ``target``",
+        sw_shape="``target``'s shape",
         type_errors="If ``input`` is not floating, or ``target`` is not integer (floating included).",
         value_errors="""If a class index is outside ``[0, C)`` and is not ``ignore_index``,
     or ``target`` or ``weight`` does not fit ``input``'s shape.""",
@@ -118,6 +128,7 @@ array([[-0.5,  0. ,  0. ],
     (computed in float32).""",
         target="Targets in ``[0, 1]`` (soft labels allowed), ``input``'s shape.",
         none_shape="of ``input``'s shape",
+        sw_shape="broadcasting to ``input``, e.g. an ``(N, 1)`` column",
         out_note=""", except for the ``[0, 1]`` check of the
     values, made in the kernel's one pass""",
         type_errors="If ``input`` is not floating, or ``target`` is not real.",
@@ -136,6 +147,7 @@ array([-0.3704,  0.4167, -0.5556])"""),
         input="Logits, any shape: float32, float64 or float16 (computed in float32).",
         target="Targets, ``input``'s shape; soft labels in ``[0, 1]`` allowed (not checked).",
         none_shape="of ``input``'s shape",
+        sw_shape="broadcasting to ``input``, e.g. an ``(N, 1)`` column",
         type_errors="If ``input`` is not floating, or ``target`` is not real.",
         value_errors="If ``target``, ``weight`` or ``pos_weight`` does not fit ``input``'s shape.",
         examples=""">>> import numpy as np, fastxent
@@ -194,6 +206,8 @@ def documented_call(call: Callable[..., Any], cls: str) -> Callable[..., Any]:
     implementation and no extra call per use."""
     fields = dict(_CALLS[cls])
     fields.setdefault("out_note", "")
+    sw_shape = fields.pop("sw_shape", None)    # None: the call takes no sample_weight
+    fields["sw_doc"] = "" if sw_shape is None else _SW_DOC.format(sw_shape=sw_shape)
     f = types.FunctionType(call.__code__, call.__globals__, call.__name__, call.__defaults__,
                            call.__closure__)
     f.__kwdefaults__ = call.__kwdefaults__

@@ -75,24 +75,28 @@ class _Loss:
 
     @overload
     def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: Literal[False] = ...,
-                 grad_output: ArrayInput | None = ..., out: Array | None = ...) -> Loss: ...
+                 grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                 sample_weight: ArrayInput | None = ...) -> Loss: ...
     @overload
     def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: Literal[True],
-                 grad_output: ArrayInput | None = ..., out: Array | None = ...) -> LossAndGrad: ...
+                 grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                 sample_weight: ArrayInput | None = ...) -> LossAndGrad: ...
     @overload
     def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: bool,
-                 grad_output: ArrayInput | None = ...,
-                 out: Array | None = ...) -> Loss | LossAndGrad: ...
+                 grad_output: ArrayInput | None = ..., out: Array | None = ...,
+                 sample_weight: ArrayInput | None = ...) -> Loss | LossAndGrad: ...
     def __call__(self, input: ArrayInput, target: ArrayInput, *, return_grad: bool = False,
-                 grad_output: ArrayInput | None = None, out: Array | None = None) -> Loss | LossAndGrad:
+                 grad_output: ArrayInput | None = None, out: Array | None = None,
+                 sample_weight: ArrayInput | None = None) -> Loss | LossAndGrad:
         """The loss of ``input`` against ``target`` with this object's options;
-        ``return_grad``, ``grad_output`` and ``out`` (keyword-only) as for the function.
-        Each loss class has this call under a docstring of its own (``_loss_docs``)."""
+        ``return_grad``, ``grad_output``, ``out`` and ``sample_weight`` (keyword-only)
+        as for the function.  Each loss class has this call under a docstring of
+        its own (``_loss_docs``)."""
         return self._run(input, target, _args.check_bool(return_grad, "return_grad"),
-                         grad_output, out)
+                         grad_output, out, sample_weight)
 
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any,
-             out: Any) -> Any:
+             out: Any, sample_weight: Any) -> Any:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -217,10 +221,12 @@ class CrossEntropyLoss(_Loss):
     if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
         __call__ = _loss_docs.documented_call(_Loss.__call__, "CrossEntropyLoss")
 
-    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
+             sample_weight: Any) -> Any:
         return _multiclass("xent", input, target, self._weight, self._ignore_index,
                            self._reduction, self._label_smoothing, self._axis, return_grad,
-                           grad_output, out, self._n_threads, self._z_loss, self._softcap)
+                           grad_output, out, self._n_threads, sample_weight,
+                           z_loss=self._z_loss, softcap=self._softcap)
 
 
 class NLLLoss(_Loss):
@@ -303,10 +309,11 @@ class NLLLoss(_Loss):
     if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
         __call__ = _loss_docs.documented_call(_Loss.__call__, "NLLLoss")
 
-    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
+             sample_weight: Any) -> Any:
         return _multiclass("nll", input, target, self._weight, self._ignore_index,
                            self._reduction, 0.0, self._axis, return_grad, grad_output, out,
-                           self._n_threads)
+                           self._n_threads, sample_weight)
 
 
 class BCELoss(_Loss):
@@ -371,9 +378,10 @@ class BCELoss(_Loss):
     if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
         __call__ = _loss_docs.documented_call(_Loss.__call__, "BCELoss")
 
-    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
+             sample_weight: Any) -> Any:
         return _binary(False, input, target, self._weight, None, self._reduction, return_grad,
-                       grad_output, out, self._n_threads)
+                       grad_output, out, self._n_threads, sample_weight)
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -447,6 +455,7 @@ class BCEWithLogitsLoss(_Loss):
     if not TYPE_CHECKING:       # type checkers read _Loss.__call__'s overloads
         __call__ = _loss_docs.documented_call(_Loss.__call__, "BCEWithLogitsLoss")
 
-    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any) -> Any:
+    def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
+             sample_weight: Any) -> Any:
         return _binary(True, input, target, self._weight, self._pos_weight, self._reduction,
-                       return_grad, grad_output, out, self._n_threads)
+                       return_grad, grad_output, out, self._n_threads, sample_weight)

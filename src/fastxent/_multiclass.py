@@ -6,38 +6,54 @@ from typing import TYPE_CHECKING, Literal, overload
 import numpy as np
 
 from . import _args, _lse
-from ._kernels import kernels, resolve_threads
+from ._kernels import kernels, resolve_threads, sample_weight_total
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._typing import (Array, ArrayInput, CrossEntropyOptions, Loss, LossAndGrad, NLLOptions,
-                          Reduced, Reduction, Scalar)
+    from ._typing import (Array, ArrayInput, CrossEntropyOptions, Loss, LossAndGrad, LossGradHess,
+                          NLLOptions, Out, Reduced, Reduction, Scalar)
 
 
-def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, nt):
-    """Checks class-index targets; returns them flat and what a "mean" divides by."""
+_NO_OPTIONS: dict = {}      # the drivers' version 0.2 keywords when none is given
+
+
+def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, sw, nt):
+    """Checks class-index targets (and sample weights); returns them flat and what
+    a "mean" divides by: ``sum_n sw_n w[y_n]`` over the targets kept."""
     y = _args.as_index_target(tgt, sample_shape, x_shape)
     w64 = None if w is None else w.astype(np.float64)
-    first_bad, n_kept, w_kept = kernels.check_index_targets(y=y, C=C, ignore_index=ignore_index,
-                                                            w=w64, n_threads=nt)
+    if sw is None:          # (a keyword less: the common call stays as cheap as it was)
+        first_bad, n_kept, w_kept, bad_sw = kernels.check_samples(
+            y=y, C=C, ignore_index=ignore_index, w=w64, n_threads=nt)
+    else:
+        first_bad, n_kept, w_kept, bad_sw = kernels.check_samples(
+            y=y, C=C, ignore_index=ignore_index, w=w64, n_threads=nt, sw=sw)
     if first_bad >= 0:
         raise ValueError(
             f"target value {int(y[first_bad])} at index {_args.format_index(first_bad, sample_shape)} "
             f"is not a class index in [0, {C}) nor ignore_index ({ignore_index})")
-    return y, (w_kept if w is not None else float(n_kept))
+    if bad_sw >= 0:
+        raise _args.sample_weight_error(sw, bad_sw, sample_shape)
+    return y, (float(n_kept) if w is None and sw is None else w_kept)
 
 
 def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis, return_grad,
-                grad_output, out, n_threads, z_loss=0.0, softcap=None, part=None):
-    """cross_entropy and nll_loss: one argument check, one kernel call.
+                grad_output, out, n_threads, sample_weight=None, return_hessian=False, v=None,
+                z_loss=0.0, softcap=None, part=None):
+    """cross_entropy, nll_loss, cross_entropy_hvp and cross_entropy_class_slice: one
+    argument check, one kernel call.
 
     The options (all but ``input``, ``target``, ``grad_output`` and ``out``) come
     checked by ``_args``' option checks: per call from the functions, once per
-    assignment from the loss classes.  ``z_loss`` and ``softcap`` are
-    cross-entropy's only.  ``part`` (cross-entropy only, without z_loss and
-    softcap): a ``_class_slice.ClassSlice``, the input then being a slice of
-    the classes (class indices and ``weight`` run over all of them).
+    assignment from the loss classes.  ``sample_weight``, ``return_hessian``
+    (checked) and ``v`` (cross_entropy_hvp's vector: the result is then the
+    Hessian times ``v`` alone, in the gradient's buffer) are per call.
+    ``z_loss`` and ``softcap`` are cross-entropy's only (the kernel refuses
+    them with ``return_hessian`` or ``v``).  ``part`` (cross-entropy only,
+    without z_loss, softcap and the per-call arrays): a
+    ``_class_slice.ClassSlice``, the input then being a slice of the classes
+    (class indices and ``weight`` run over all of them).
     """
     xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
@@ -46,30 +62,62 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
     n_classes = C if part is None else part.n_classes(C)
     w = _args.class_weight(weight, n_classes, x.dtype)
+    swv = sw = vv = vc = None
+    if sample_weight is not None:
+        swv, sw = _args.sample_weight_array(sample_weight, sample_shape, x.shape)
+    if v is not None:
+        vv = _args.real_array(v, "v")
+        if vv.shape != x.shape:
+            raise ValueError(f"v must have the input's shape {x.shape}, got {vv.shape}")
+        vc = _args.as_real_array(vv, x.dtype)
 
     tgt = _args.asarray(target, "target")
     if tgt.dtype.kind in "iu":
-        y, denom = _prepare_index_target(tgt, sample_shape, x.shape, n_classes, ignore_index, w, nt)
+        y, denom = _prepare_index_target(tgt, sample_shape, x.shape, n_classes, ignore_index, w,
+                                         sw, nt)
         t = None
     elif tgt.dtype.kind == "f" and kind == "xent":
         if tgt.shape != x.shape:
             raise _args.probability_target_shape_error(tgt.shape, x.shape, sample_shape)
         y, t = None, np.ascontiguousarray(tgt, dtype=x.dtype)
-        denom = float(n_outer * inner) if x.size else 0.0   # PyTorch: an empty input's mean is NaN
+        denom = float(n_outer * inner) if sw is None else sample_weight_total(sw, sample_shape, nt)
+        denom = denom if x.size else 0.0          # PyTorch: an empty input's mean is NaN
     elif kind == "nll":
         raise TypeError(f"nll_loss target must be integer class indices, got dtype {tgt.dtype}")
     else:
         raise TypeError(
             f"target must be integer class indices or floating class probabilities, got dtype {tgt.dtype}")
 
-    slice_args = None if part is None else part.kernel_args(sample_shape, C, w, t is not None)
-    g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
-                                             sample_shape, denom, x, result_dtype,
-                                             (xv, x, tgt, y, t, weight, w)
-                                             + (() if part is None else part.arrays))
-    loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" else None
+    reads = (xv, x, tgt, y, t, weight, w, swv, sw, vv, vc)   # what out may not overlap
+    slice_args = None
+    if part is not None:
+        if sw is not None or return_hessian or vc is not None:
+            raise NotImplementedError(
+                "the class slice takes no sample_weight, return_hessian or v")
+        slice_args = part.kernel_args(sample_shape, C, w, t is not None)
+        reads = reads + part.arrays
+    h = None
+    if return_hessian:
+        if not return_grad:
+            raise ValueError("return_hessian=True needs return_grad=True")
+        grad_out, hess_out = _args.split_out(out)
+        g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, grad_out, reduction,
+                                                 sample_shape, denom, x, result_dtype,
+                                                 reads + (hess_out,), "out[0]")
+        h, hess = _args.hess_setup(hess_out, x, result_dtype, reads + (grad_output, gout))
+    else:
+        g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction,
+                                                 sample_shape, denom, x, result_dtype, reads)
+    loss_out = np.empty(sample_shape, dtype=x.dtype) if reduction == "none" and v is None else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
+    # The version 0.2 keywords go to the driver only when given: a keyword costs
+    # a fused Cython driver's dispatch about 0.1 us, and an empty ** nothing.
+    # (The driver refuses z_loss/softcap with hess or v.)
+    v2 = _NO_OPTIONS if sw is None and h is None and vc is None else \
+        {"sw": sw, "hess": flat(h), "v": flat(vc)} if kind == "xent" else {"sw": sw}
+    if kind == "xent" and (z_loss or softcap is not None):
+        v2 = dict(v2, z_loss=z_loss, softcap=softcap or 0.0)
     if kind == "xent" and part is not None:
         total = kernels.xent_slice(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                                    ignore_index=ignore_index, t=flat(t), w=w, eps=eps,
@@ -80,53 +128,75 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, eps, axis,
         total = kernels.xent(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                              ignore_index=ignore_index, t=flat(t), w=w, w_sum=w_sum, eps=eps,
                              loss_out=flat(loss_out), grad=flat(g), gout=gout, gscale=gscale,
-                             n_threads=nt, z_loss=z_loss, softcap=softcap or 0.0)
+                             n_threads=nt, **v2)
     else:
         total = kernels.nll(x=flat(x), n_outer=n_outer, C=C, inner=inner, y=y,
                             ignore_index=ignore_index, w=w, loss_out=flat(loss_out), grad=flat(g),
-                            gout=gout, gscale=gscale, n_threads=nt)
+                            gout=gout, gscale=gscale, n_threads=nt, **v2)
 
-    return _args.finish(total, loss_out, denom, reduction, result_dtype, g, grad)
+    if v is not None:
+        return _args.finish_grad(g, grad[0], grad[1], result_dtype)
+    res = _args.finish(total, loss_out, denom, reduction, result_dtype, g, grad)
+    if h is None:
+        return res
+    return res + (_args.finish_grad(h, hess[0], hess[1], result_dtype),)
 
 
 # For type checkers: a reduced loss is a NumPy scalar, reduction="none" an
-# array, and return_grad=True makes the result a (loss, grad) tuple; the last
-# overload is for values known only at run time.  The options that leave the
-# type alone are a TypedDict (fastxent._typing), to keep each overload short.
+# array, return_grad=True makes the result a (loss, grad) tuple and
+# return_hessian=True a (loss, grad, hess) one; the last overload is for values
+# known only at run time.  The options that leave the type alone are a
+# TypedDict (fastxent._typing), to keep each overload short.
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                   reduction: Reduced = ..., return_grad: Literal[False] = ...,
+                  return_hessian: Literal[False] = ...,
                   **options: Unpack[CrossEntropyOptions]) -> Scalar: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                   reduction: Literal["none"], return_grad: Literal[False] = ...,
+                  return_hessian: Literal[False] = ...,
                   **options: Unpack[CrossEntropyOptions]) -> Array: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                   reduction: Reduced = ..., return_grad: Literal[True],
+                  return_hessian: Literal[False] = ...,
                   **options: Unpack[CrossEntropyOptions]) -> tuple[Scalar, Array]: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
                   reduction: Literal["none"], return_grad: Literal[True],
+                  return_hessian: Literal[False] = ...,
                   **options: Unpack[CrossEntropyOptions]) -> tuple[Array, Array]: ...
 @overload
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
-                  reduction: Reduction = ..., return_grad: bool = ...,
-                  **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad: ...
+                  reduction: Reduced = ..., return_grad: Literal[True],
+                  return_hessian: Literal[True],
+                  **options: Unpack[CrossEntropyOptions]) -> tuple[Scalar, Array, Array]: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  reduction: Literal["none"], return_grad: Literal[True],
+                  return_hessian: Literal[True],
+                  **options: Unpack[CrossEntropyOptions]) -> tuple[Array, Array, Array]: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = ..., *,
+                  reduction: Reduction = ..., return_grad: bool = ..., return_hessian: bool = ...,
+                  **options: Unpack[CrossEntropyOptions]) -> Loss | LossAndGrad | LossGradHess: ...
 def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
                   ignore_index: int = -100, reduction: Reduction = "mean",
                   label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
                   axis: int | None = None, return_grad: bool = False,
-                  grad_output: ArrayInput | None = None, out: Array | None = None,
-                  n_threads: int | None = None) -> Loss | LossAndGrad:
+                  grad_output: ArrayInput | None = None, out: Out | None = None,
+                  n_threads: int | None = None, sample_weight: ArrayInput | None = None,
+                  return_hessian: bool = False) -> Loss | LossAndGrad | LossGradHess:
     """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
     The loss of a sample position is the negative log-softmax of its logits at
     its target class (class indices) or averaged under its target distribution
-    (class probabilities), with optional class weights and label smoothing, and
-    the z-loss and logit soft-capping of language-model recipes (the formulas
-    are in Notes).  With ``return_grad=True`` the gradient with respect to
-    ``input`` is computed in the same pass over the logits.
+    (class probabilities), with optional class weights, sample weights and
+    label smoothing, and the z-loss and logit soft-capping of language-model
+    recipes (the formulas are in Notes).  With ``return_grad=True`` the
+    gradient with respect to ``input`` is computed in the same pass over the
+    logits, and with ``return_hessian=True`` the diagonal of the Hessian too.
 
     Parameters
     ----------
@@ -151,12 +221,14 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     reduction : {"mean", "sum", "none"}, default "mean"
         "none": the per-sample losses, shaped like ``target`` (``input``
         without its class axis).  "sum": their sum.  "mean": their sum divided
-        by the weight of the kept targets, ``sum_n w[y_n]`` over the targets
-        that are not ``ignore_index`` (their count without ``weight``); for
-        probability targets, divided by the number of sample positions.  Where
-        that denominator is 0 (every target ignored or of weight 0, or an empty
-        input) the loss is NaN, and so is the gradient of every kept target's
-        row, with or without label smoothing, as in PyTorch.
+        by the weight of the kept targets, ``sum_n sw_n * w[y_n]`` over the
+        targets that are not ``ignore_index`` (``sw`` the sample weights, 1
+        without; their count without either weight); for probability targets,
+        divided by ``sum_n sw_n`` (the number of sample positions without
+        ``sample_weight``).  Where that denominator is 0 (every target ignored
+        or of weight 0, or an empty input) the loss is NaN, and so is the
+        gradient of every kept target's row, with or without label smoothing,
+        as in PyTorch.
     label_smoothing : float, default 0.0
         ``eps`` in ``[0, 1]``: the target is mixed with the uniform distribution
         over the classes, ``(1 - eps) * target + eps / C`` (see Notes).  A value
@@ -186,17 +258,34 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         (with ``return_grad=True`` only).  For "mean" and "sum", a scalar.  For
         "none", an array of the loss's shape, and the returned gradient is
         that of ``sum(grad_output * loss)``.  Default: 1 (ones for "none").
-    out : ndarray, optional
+    out : ndarray or pair of ndarrays, optional
         Receives the gradient (with ``return_grad=True`` only), returned as
         ``grad``: ``input``'s shape and dtype, C-contiguous and writeable.  It
         must not share memory with any argument, whatever object the argument
         came in as (an array, a view of one, a tensor).  An ndarray subclass
         such as ``np.memmap`` is written through and returned.  Nothing is
-        written to it unless every argument passes its checks.
+        written to it unless every argument passes its checks.  With
+        ``return_hessian=True``, a pair ``(grad_out, hess_out)`` (either may
+        be None) receiving the gradient and the Hessian's diagonal.
     n_threads : int, optional
         Threads for this call, at least 1 (default:
         :func:`fastxent.get_num_threads`).  The results do not depend on it:
         they are bitwise identical for every thread count.
+    sample_weight : array_like, optional
+        A non-negative weight per sample position, ``sw`` in Notes: shaped
+        like ``input`` without its class axis (the shape of a class-index
+        target).  Each sample's loss and derivatives are multiplied by it and
+        "mean" divides by the summed weight of the kept samples, so that
+        integer weights are the same as repeating samples.  Read in float64
+        and never copied to ``input``'s shape.  A negative, NaN or infinite
+        weight is a ValueError.  Default: 1 for every sample.
+    return_hessian : bool, default False
+        Also return the diagonal of the Hessian of the returned loss with
+        respect to ``input`` (needs ``return_grad=True``), computed in the
+        same pass: ``A_n * p * (1 - p)`` per sample times the gradient's
+        scale (Notes).  The Newton step of a boosting library's custom
+        objective, or the preconditioner of a second-order solver; for the
+        whole Hessian's action, :func:`cross_entropy_hvp`.
 
     Returns
     -------
@@ -208,7 +297,11 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         Only with ``return_grad=True``: the derivative of ``loss`` with respect
         to ``input`` (of ``sum(grad_output * loss)`` for "none"), times
         ``grad_output`` for "mean" and "sum"; ``input``'s shape and dtype.
-        It is ``out`` where ``out`` is given.
+        It is ``out`` (``out[0]``) where given.
+    hess : ndarray
+        Only with ``return_hessian=True``: the second derivatives
+        ``d2 loss / d input[n, c]**2`` of the same loss, scaled as ``grad``;
+        ``input``'s shape and dtype.  It is ``out[1]`` where given.
 
     Raises
     ------
@@ -217,7 +310,8 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         ``target`` is neither integer nor floating, if ``out`` is not an
         ndarray or not of ``input``'s dtype, or if an option has the wrong
         type: a bool for a number (``label_smoothing=True``, ``n_threads=True``),
-        a number or string for a bool (``return_grad="no"``).
+        a number or string for a bool (``return_grad="no"``); if ``out`` is
+        not a pair with ``return_hessian=True``.
     ValueError
         If a class index is outside ``[0, C)`` and is not ``ignore_index`` (the
         message names the value and its position); if ``target``, ``weight``,
@@ -226,11 +320,16 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         outside ``[0, 1]``, ``z_loss`` negative or not finite, ``softcap`` not
         above 0 or not finite, ``axis`` out of range or ``n_threads`` below 1;
         if ``out`` is not C-contiguous, not writeable or overlaps an argument;
-        if ``grad_output`` or ``out`` is given without ``return_grad=True``.
+        if ``grad_output`` or ``out`` is given without ``return_grad=True``; if
+        ``sample_weight`` has the wrong shape or a negative or non-finite
+        value (the message names it and its position); if
+        ``return_hessian=True`` comes without ``return_grad=True``, or with
+        ``z_loss`` or ``softcap`` (not implemented).
 
     See Also
     --------
     nll_loss : The same loss from log-probabilities.
+    cross_entropy_hvp : The Hessian of the same loss times a vector.
     linear_cross_entropy : The loss of ``hidden @ weight.T + bias`` without holding the logits.
     log_softmax : The log-probabilities the loss is made of.
     CrossEntropyLoss : This function with its options kept as attributes.
@@ -264,6 +363,18 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     PyTorch's formulas; the values agree with PyTorch to a few ulp (about 1e-13
     relative in float64), not bit for bit.
 
+    Sample weights ``sw_n`` multiply ``loss_n`` and its derivatives; "mean"
+    then divides by ``sum_n sw_n * w[y_n]`` over the kept positions (class
+    indices) or ``sum_n sw_n`` (probabilities).  The targets' terms of the
+    gradient do not depend on ``input``, so the Hessian of ``loss_n`` is
+    ``A_n * (diag(p_n) - p_n p_n^T)`` with ``A_n`` the sample's total target
+    mass (``M_n`` above, or ``sum_k w_k * q[n, k]``); ``return_hessian``
+    returns its diagonal ::
+
+        d2 loss_n / d input[n, c]**2 = A_n * p[n, c] * (1 - p[n, c])
+
+    times ``sw_n``, ``grad_output`` and the mean's divisor, like the gradient.
+
     With ``softcap`` ``s``, ``input`` stands for ``s * tanh(input / s)`` in all
     of the above, and the gradient is multiplied by the cap's derivative
     ``1 - tanh(input / s) ** 2``.  With ``z_loss`` ``z``, each position ``n``
@@ -272,11 +383,12 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
         z * lse_n ** 2          to loss_n,  lse_n = logsumexp(input[n, :])
         2 * z * lse_n * p[n, c] to its gradient
 
-    with the same "mean" denominator: this is the PyTorch expression
-    ``F.cross_entropy(softcap * torch.tanh(x / softcap), ..., reduction="none")
-    + z_loss * torch.logsumexp(...) ** 2`` over the kept positions, reduced as
-    above.  Both are done in the same pass (the cap where the logits are
-    read); at their defaults the kernels run without them.
+    with the same "mean" denominator (and times ``sw_n``): this is the PyTorch
+    expression ``F.cross_entropy(softcap * torch.tanh(x / softcap), ...,
+    reduction="none") + z_loss * torch.logsumexp(...) ** 2`` over the kept
+    positions, reduced as above.  Both are done in the same pass (the cap
+    where the logits are read); at their defaults the kernels run without
+    them.  ``return_hessian`` does not take them (not implemented).
 
     The loss and gradient of a row come from one pass: its maximum, its sum of
     exponentials, its loss, then the gradient in place.  Sums accumulate in
@@ -327,13 +439,28 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     >>> loss, grad = fastxent.cross_entropy(x, y, axis=-1, return_grad=True, out=buf)
     >>> loss.dtype, grad is buf
     (dtype('float32'), True)
+
+    Sample weights (an integer weight counts a sample that many times) and
+    the Hessian's diagonal, as a boosting library's custom objective takes:
+
+    >>> loss, grad, hess = fastxent.cross_entropy(logits, [0, 1], sample_weight=[2.0, 1.0],
+    ...                                           reduction="sum", return_grad=True,
+    ...                                           return_hessian=True)
+    >>> round(float(loss), 4)
+    1.0341
+    >>> hess.round(4)
+    array([[0.3369, 0.2891, 0.0752],
+           [0.167 , 0.2442, 0.167 ]])
     """
     return _multiclass("xent", input, target, _args.class_weight_option(weight),
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
                        _args.check_label_smoothing(label_smoothing), _args.axis_option(axis),
                        _args.check_bool(return_grad, "return_grad"), grad_output, out,
-                       _args.threads_option(n_threads), _args.check_z_loss(z_loss),
-                       _args.softcap_option(softcap))
+                       _args.threads_option(n_threads), sample_weight,
+                       # (the common False without a call: small calls cost microseconds)
+                       False if return_hessian is False else
+                       _args.check_bool(return_hessian, "return_hessian"), None,
+                       _args.check_z_loss(z_loss), _args.softcap_option(softcap))
 
 
 # For type checkers, as for cross_entropy.
@@ -360,7 +487,8 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
 def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = None, *,
              ignore_index: int = -100, reduction: Reduction = "mean", axis: int | None = None,
              return_grad: bool = False, grad_output: ArrayInput | None = None,
-             out: Array | None = None, n_threads: int | None = None) -> Loss | LossAndGrad:
+             out: Array | None = None, n_threads: int | None = None,
+             sample_weight: ArrayInput | None = None) -> Loss | LossAndGrad:
     """Negative log-likelihood of log-probabilities, as ``torch.nn.functional.nll_loss``.
 
     The loss of a sample position is minus the (weighted) entry of ``input`` at
@@ -388,10 +516,11 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
         the "mean" denominator.
     reduction : {"mean", "sum", "none"}, default "mean"
         "none": the per-sample losses, shaped like ``target``.  "sum": their
-        sum.  "mean": their sum divided by ``sum_n w[y_n]`` over the targets
-        that are not ``ignore_index`` (their count without ``weight``); NaN
-        where that is 0 (every target ignored or of weight 0, or an empty
-        input), as in PyTorch.
+        sum.  "mean": their sum divided by ``sum_n sw_n * w[y_n]`` over the
+        targets that are not ``ignore_index`` (``sw`` the sample weights, 1
+        without; their count without either weight); NaN where that is 0
+        (every target ignored or of weight 0, or an empty input), as in
+        PyTorch.
     axis : int, optional
         The class axis.  None is PyTorch's convention: 0 for 1-D input, 1
         otherwise.  Any axis may be named, e.g. ``-1``, and is read in place.
@@ -413,6 +542,12 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
         Threads for this call, at least 1 (default:
         :func:`fastxent.get_num_threads`).  The results are bitwise identical
         for every thread count.
+    sample_weight : array_like, optional
+        A non-negative weight per sample position, ``target``'s shape: it
+        multiplies each sample's loss and gradient, and "mean" divides by the
+        summed weight of the kept samples (integer weights are the same as
+        repeating samples).  A negative, NaN or infinite weight is a
+        ValueError.  Default: 1 for every sample.
 
     Returns
     -------
@@ -439,7 +574,8 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
         if ``reduction`` is unknown, ``axis`` out of range or ``n_threads``
         below 1; if ``out`` is not C-contiguous, not writeable or overlaps an
         argument; if ``grad_output`` or ``out`` is given without
-        ``return_grad=True``.
+        ``return_grad=True``; if ``sample_weight`` has the wrong shape or a
+        negative or non-finite value.
 
     See Also
     --------
@@ -457,7 +593,8 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
         d loss_n / d input[n, c] = -w[y_n] * [c == y_n]     (1 at the target class, else 0)
 
     "mean" divides both by ``sum_n w[y_n]`` over the positions not ignored.
-    These are PyTorch's formulas.  Sums accumulate in float64 in an order that
+    These are PyTorch's formulas.  Sample weights ``sw_n`` multiply both, and
+    the "mean" then divides by ``sum_n sw_n * w[y_n]``.  Sums accumulate in float64 in an order that
     does not depend on ``n_threads``.
 
     Examples
@@ -480,6 +617,12 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
     >>> fastxent.nll_loss(logp, [0, 2], weight=[1.0, 1.0, 4.0], reduction="none").round(4)
     array([0.3567, 4.8159])
 
+    A sample weight of 2 counts the first sample twice:
+
+    >>> bool(np.isclose(fastxent.nll_loss(logp, [0, 2], sample_weight=[2, 1]),
+    ...                 fastxent.nll_loss(logp[[0, 0, 1]], [0, 0, 2])))
+    True
+
     From logits, through :func:`log_softmax`, it is :func:`cross_entropy`:
 
     >>> x = np.array([[0.0, 1.0, 2.0, 3.0]])
@@ -490,7 +633,7 @@ def nll_loss(input: ArrayInput, target: ArrayInput, weight: ArrayInput | None = 
     return _multiclass("nll", input, target, _args.class_weight_option(weight),
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
                        0.0, _args.axis_option(axis), _args.check_bool(return_grad, "return_grad"),
-                       grad_output, out, _args.threads_option(n_threads))
+                       grad_output, out, _args.threads_option(n_threads), sample_weight)
 
 
 def _lse_family(mode, x, axis, keepdims=False, b=None, return_sign=False, out=None,

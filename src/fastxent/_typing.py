@@ -43,17 +43,33 @@ Scalar = np.floating[Any]
 Array = NDArray[np.floating[Any]]
 Loss = Union[Scalar, Array]
 LossAndGrad = Tuple[Loss, Array]
+LossGradHess = Tuple[Loss, Array, Array]
+# ``out`` of the functions with ``return_hessian``: the gradient's buffer, or
+# with return_hessian=True a pair (grad_out, hess_out), either member None.
+Out = Union[Array, Tuple[Optional[Array], Optional[Array]]]
 Reduction = Literal["mean", "sum", "none"]
 Reduced = Literal["mean", "sum"]
 KLReduction = Literal["mean", "batchmean", "sum", "none"]
 KLReduced = Literal["mean", "batchmean", "sum"]
 
 
-class GradOptions(TypedDict, total=False):
-    """Keyword options of every loss function that leave the result's type alone."""
+class _CommonOptions(TypedDict, total=False):
+    """Keyword options of every loss function that leave the result's type alone,
+    but ``out`` (whose type depends on the function) and ``sample_weight``
+    (which the cross-entropy losses take, and the family of kl_div does not)."""
     grad_output: Optional[ArrayInput]
-    out: Optional[Array]
     n_threads: Optional[int]
+
+
+class _Options(_CommonOptions, total=False):
+    """The options of the cross-entropy losses (multi-class and binary) that
+    leave the result's type alone, but ``out``."""
+    sample_weight: Optional[ArrayInput]
+
+
+class GradOptions(_Options, total=False):
+    """The options of binary_cross_entropy (and nll_loss's, with NLLOptions)."""
+    out: Optional[Array]
 
 
 class NLLOptions(GradOptions, total=False):
@@ -61,25 +77,44 @@ class NLLOptions(GradOptions, total=False):
     axis: Optional[int]
 
 
-class CrossEntropyOptions(NLLOptions, total=False):
+class CrossEntropyOptions(_Options, total=False):
+    ignore_index: int
+    axis: Optional[int]
     label_smoothing: float
     z_loss: float
     softcap: Optional[float]
+    out: Optional[Out]
 
 
-class BCEWithLogitsOptions(GradOptions, total=False):
+class BCEWithLogitsOptions(_Options, total=False):
     pos_weight: Optional[ArrayInput]
+    out: Optional[Out]
 
 
-class KLDivOptions(GradOptions, total=False):
+class FamilyOptions(_CommonOptions, total=False):
+    """The options of kl_div, distillation_loss and sigmoid_focal_loss, which
+    take no ``sample_weight``."""
+    out: Optional[Array]
+
+
+class KLDivOptions(FamilyOptions, total=False):
     log_target: bool
 
 
-class DistillationOptions(GradOptions, total=False):
+class DistillationOptions(FamilyOptions, total=False):
     temperature: float
     axis: Optional[int]
 
 
-class FocalOptions(GradOptions, total=False):
+class FocalOptions(FamilyOptions, total=False):
     alpha: float
     gamma: float
+
+
+class ClassSliceOptions(_CommonOptions, total=False):
+    """The options of cross_entropy_class_slice (no z_loss, softcap or
+    sample_weight; ``out`` the gradient's buffer)."""
+    ignore_index: int
+    axis: Optional[int]
+    label_smoothing: float
+    out: Optional[Array]

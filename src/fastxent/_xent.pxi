@@ -1,5 +1,5 @@
 # The multi-class drivers: cross-entropy, nll, log-sum-exp / softmax, and the
-# check of class-index targets.
+# check of class-index targets and sample weights.
 #
 # The arithmetic, the block layout and the per-sample rules are in
 # cext/fx_xent.h; each driver here fills the kernel's struct from its keyword
@@ -66,43 +66,58 @@ cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threa
     return total
 
 
-def check_index_targets(*, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
-                        const double[::1] w, int n_threads):
-    """Check class-index targets and total what a "mean" divides by.
+def check_samples(*, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
+                  const double[::1] w, int n_threads, const double[::1] sw=None):
+    """Check the per-sample arguments of a call and total what a "mean" divides by.
 
-    Returns ``(first_bad, n_kept, w_kept)``: the flat position of the first
-    target outside ``[0, C)`` that is not ``ignore_index`` (-1 if none), the
-    number of targets not ignored and the sum of their class weights (their
-    number without weights), each added in block order.
+    ``y`` (class indices, or None: every sample kept) and ``sw`` (sample
+    weights, or None: 1; not both None) have one element per sample.  Returns
+    ``(first_bad, n_kept,
+    w_kept, first_bad_sw)``: the flat position of the first target outside
+    ``[0, C)`` that is not ``ignore_index`` (-1 if none), the number of samples
+    kept, the sum of ``sw[i] * w[y[i]]`` over them (``w`` None: 1), each added
+    in block order, and the position of the first sample weight that is
+    negative or not finite (-1 if none).
     """
+    if y is None and sw is None:
+        raise ValueError("check_samples takes y or sw, or both")
+    cdef Py_ssize_t n = y.shape[0] if y is not None else sw.shape[0]
     cdef fx_xent_args A
     memset(&A, 0, sizeof(A))
-    A.shape = layout_of(y.shape[0] * C, y.shape[0], C, 1)
-    A.y = <const int64_t *>addr(y, y.shape[0], "y")
+    if C < 0:
+        raise ValueError(f"C ({C}) must be >= 0")
+    A.shape.n_outer = n
+    A.shape.C = C
+    A.shape.inner = 1
+    A.y = <const int64_t *>addr(y, n, "y")
+    A.sw = <const double *>addr(sw, n, "sw")
     A.ignore_index = ignore_index
     cdef const double *w64 = <const double *>addr(w, C, "w")
     cdef Py_ssize_t nb = fx_sample_nblocks(&A.shape)
     cdef fx_target_stats *st = <fx_target_stats *>block_results(nb, sizeof(fx_target_stats))
-    cdef Py_ssize_t blk, first_bad = -1
+    cdef Py_ssize_t blk, first_bad = -1, first_bad_sw = -1
     cdef double n_kept = 0.0, w_kept = 0.0
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(y.shape[0], nb, n_threads), schedule="static"):
+            for blk in prange(nb, num_threads=threads_for(n, nb, n_threads), schedule="static"):
                 st[blk] = fx_check_targets(&A, w64, blk)
             for blk in range(nb):       # in block order
                 if first_bad < 0 and st[blk].first_bad >= 0:
                     first_bad = st[blk].first_bad
+                if first_bad_sw < 0 and st[blk].first_bad_sw >= 0:
+                    first_bad_sw = st[blk].first_bad_sw
                 n_kept = n_kept + st[blk].n_kept
                 w_kept = w_kept + st[blk].w_kept
     finally:
         free(st)
-    return first_bad, int(n_kept), w_kept
+    return first_bad, int(n_kept), w_kept, first_bad_sw
 
 
 cdef inline fx_xent_args xent_args(const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C,
                                    Py_ssize_t inner, const int64_t[::1] y, int64_t ignore_index,
                                    const real[::1] w, real[::1] loss_out, real[::1] grad,
-                                   const double[::1] gout, double gscale) except *:
+                                   const double[::1] gout, double gscale,
+                                   const double[::1] sw) except *:
     # What cross-entropy and nll share of their struct, from checked arrays.
     cdef fx_xent_args A
     memset(&A, 0, sizeof(A))
@@ -116,6 +131,7 @@ cdef inline fx_xent_args xent_args(const real[::1] x, Py_ssize_t n_outer, Py_ssi
     A.grad = <void *>addr(grad, x.shape[0], "grad")
     A.gout = <const double *>addr(gout, n, "gout")
     A.gscale = gscale
+    A.sw = <const double *>addr(sw, n, "sw")
     return A
 
 
@@ -123,28 +139,50 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
          const int64_t[::1] y, int64_t ignore_index, const real[::1] t,
          const real[::1] w, double w_sum, double eps,
          real[::1] loss_out, real[::1] grad, const double[::1] gout,
-         double gscale, int n_threads, double z_loss, double softcap):
+         double gscale, int n_threads, double z_loss=0.0, double softcap=0.0,
+         const double[::1] sw=None, object hess=None, object v=None):
     """Cross-entropy over an (n_outer, C, inner) input; returns the loss sum.
 
-    Exactly one of ``y`` (class indices, checked by check_index_targets) and
+    Exactly one of ``y`` (class indices, checked by check_samples) and
     ``t`` (probabilities, like ``x``) is given.  ``w_sum`` is the sum of ``w``
     (C without weights).  ``loss_out`` (per sample), ``grad``
-    (like ``x``) and ``gout`` (per sample) are optional; the gradient is
-    scaled by ``gout * gscale``.  ``z_loss`` (>= 0) adds ``z_loss * lse**2`` to
-    each kept sample's loss; ``softcap`` (> 0; 0: off) reads each logit as
-    ``softcap * tanh(x / softcap)``.
+    (like ``x``), ``gout`` and ``sw`` (per sample: sample weights, checked
+    by check_samples) are optional; the loss is scaled by ``sw``, the
+    gradient by ``gout * sw * gscale``.  ``z_loss`` (>= 0) adds
+    ``z_loss * lse**2`` to each kept sample's loss; ``softcap`` (> 0; 0: off)
+    reads each logit as ``softcap * tanh(x / softcap)``.  ``hess`` (like
+    ``x``, with ``grad``) receives the Hessian's diagonal; with ``v`` (like
+    ``x``), ``grad`` receives the Hessian times ``v`` instead of the gradient;
+    neither with ``z_loss`` or ``softcap``.  (``hess`` and ``v`` are typed as
+    ``x`` below, not in the signature: each fused-typed argument would make
+    every call's type dispatch slower.)
     """
+    cdef real[::1] hess_mv = None
+    cdef const real[::1] v_mv = None
+    if hess is not None:
+        hess_mv = hess
+    if v is not None:
+        v_mv = v
     if (y is None) == (t is None):
         raise ValueError("xent takes class indices y or probabilities t, exactly one")
+    if (hess is not None or v is not None) and grad is None:
+        raise ValueError("xent: hess and v need grad")
+    if hess is not None and v is not None:
+        raise ValueError("xent takes hess or v, not both")
     cdef fx_xent_args A = xent_args(x, n_outer, C, inner, y, ignore_index, w, loss_out, grad,
-                                    gout, gscale)
+                                    gout, gscale, sw)
     A.t = addr(t, x.shape[0], "t")
     A.eps = eps
     A.w_sum = w_sum
     if not (0.0 <= z_loss < INFINITY and 0.0 <= softcap < INFINITY):
         raise ValueError(f"z_loss and softcap must be finite and >= 0, got {z_loss} and {softcap}")
+    if (hess is not None or v is not None) and (z_loss != 0.0 or softcap != 0.0):
+        raise ValueError("the Hessian and the Hessian-vector product do not take z_loss or "
+                         "softcap (not implemented)")
     A.z_loss = z_loss
     A.softcap = softcap
+    A.hess = <void *>addr(hess_mv, x.shape[0], "hess")
+    A.v = addr(v_mv, x.shape[0], "v")
     if real is float:
         return run_xent_blocks(fx_xent_block_f, &A, n_threads)
     else:
@@ -176,8 +214,9 @@ def xent_slice(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_
         raise ValueError(f"classes [{class_offset}, {class_offset + C}) are not a slice of "
                          f"{n_classes} classes")
     cdef const real[::1] no_w = None      # w covers all n_classes: set below
+    cdef const double[::1] no_sw = None
     cdef fx_xent_args A = xent_args(x, n_outer, C, inner, y, ignore_index, no_w, loss_out, grad,
-                                    gout, gscale)
+                                    gout, gscale, no_sw)
     cdef Py_ssize_t n = n_outer * inner
     A.t = addr(t, x.shape[0], "t")
     A.eps = eps
@@ -202,7 +241,7 @@ def xent_slice(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_
 def nll(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
         const int64_t[::1] y, int64_t ignore_index, const real[::1] w,
         real[::1] loss_out, real[::1] grad, const double[::1] gout,
-        double gscale, int n_threads):
+        double gscale, int n_threads, const double[::1] sw=None):
     """Negative log-likelihood over an (n_outer, C, inner) input of
     log-probabilities; returns the loss sum.  The whole of ``grad`` is written
     (0 but at the targets).  Arguments as for :func:`xent`.
@@ -210,7 +249,7 @@ def nll(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner
     if y is None:
         raise ValueError("nll takes class indices y")
     cdef fx_xent_args A = xent_args(x, n_outer, C, inner, y, ignore_index, w, loss_out, grad,
-                                    gout, gscale)
+                                    gout, gscale, sw)
     if real is float:
         return run_xent_blocks(fx_nll_block_f, &A, n_threads)
     else:

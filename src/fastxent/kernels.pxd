@@ -80,6 +80,10 @@ cdef extern from "fx_xent.h" nogil:
         # language-model options (0: off; not with a class slice)
         double z_loss           # adds z_loss * lse**2 to each kept sample's loss
         double softcap          # logits read as softcap * tanh(x / softcap)
+        const double *sw        # per-sample weight, or NULL (1)
+        void *hess              # REAL diagonal of the Hessian like x, or NULL
+        const void *v           # REAL like x, or NULL; given, grad receives
+                                # the Hessian times v (hess must be NULL)
 
     # One call of log-sum-exp / softmax / log_softmax (scipy.special semantics).
     ctypedef struct fx_lse_args:
@@ -94,7 +98,8 @@ cdef extern from "fx_xent.h" nogil:
     ctypedef struct fx_target_stats:
         Py_ssize_t first_bad    # first sample with an index out of range, or -1
         double n_kept           # samples not ignored
-        double w_kept           # the sum of their class weights
+        double w_kept           # the sum of their class weights, times sw
+        Py_ssize_t first_bad_sw # first negative or non-finite sample weight, or -1
 
     # The blocks of a call (the same for every kernel of fx_xent.h).
     Py_ssize_t fx_nblocks(const fx_layout *shape)
@@ -112,9 +117,10 @@ cdef extern from "fx_xent.h" nogil:
     void fx_lse_block_f(const fx_lse_args *A, Py_ssize_t b)
     void fx_lse_block_d(const fx_lse_args *A, Py_ssize_t b)
 
-    # The target check (blocks of FX_SAMPLE_BLOCK samples, A.y and
-    # A.ignore_index over A.shape): what a "mean" divides by (w64: the class
-    # weights in float64, or NULL) and the first index out of range.
+    # The target check (blocks of FX_SAMPLE_BLOCK samples, A.y (or NULL: every
+    # sample kept), A.ignore_index and A.sw over A.shape): what a "mean" divides
+    # by (w64: the class weights in float64, or NULL), the first index out of
+    # range and the first negative or non-finite sample weight.
     Py_ssize_t fx_sample_nblocks(const fx_layout *shape)
     fx_target_stats fx_check_targets(const fx_xent_args *A, const double *w64, Py_ssize_t b)
 
@@ -144,6 +150,9 @@ cdef extern from "fx_bce.h" nogil:
         void *grad              # REAL [n], or NULL
         const double *gout      # [n] per-element factor of the gradient, or NULL
         double gscale
+        const void *sw          # REAL sample weight broadcast by swl, or NULL
+        fx_bcast swl
+        void *hess              # REAL [n] the Hessian's diagonal (logits), or NULL
 
     Py_ssize_t fx_bce_nblocks(const fx_bce_args *A)
     # Block b: per-element losses and gradient, the block's loss sum; n_bad[0],
