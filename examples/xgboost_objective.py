@@ -89,7 +89,7 @@ def main(argv=None):
 
     def row(title, seconds, objective_seconds, proba, reference):
         diff = "(reference)" if reference is None else f"{np.abs(proba - reference).max():.1e}"
-        obj = "(inside)" if objective_seconds is None else f"{1e3 * objective_seconds / rounds:.2f}"
+        obj = "-" if objective_seconds is None else f"{1e3 * objective_seconds / rounds:.2f}"
         print(f"{title:<44} {diff:>18} {1e3 * seconds / rounds:9.2f} {obj:>19}", flush=True)
 
     for weights in (None, sw):
