@@ -111,10 +111,14 @@ static FX_INLINE REAL FX_SFX(fx_bce_logits_elem)(REAL x, REAL t, REAL w, REAL pw
     return FX_SFX(fx_bce_logits_elem2)(x, t, w, pw, g, &unused);
 }
 
-/* A tile of n elements: loss[i] and, when g is not NULL, g[i].  Two loops, so
-   that each vectorizes; without g the compiler drops the gradient's arithmetic. */
-static inline void FX_SFX(fx_bce_prob_tile)(const REAL *x, const REAL *t, const REAL *w,
-                                            Py_ssize_t n, REAL *loss, REAL *g)
+/* A tile of n elements: loss[i] and, when g is not NULL, g[i] (and h[i]).  A
+   loop each, so that each vectorizes; without g the compiler drops the
+   gradient's arithmetic.  restrict: the outputs never alias the inputs (w and
+   pw may be the same read-only buffer), and without it the alias checks of
+   three outputs are more than GCC versions a loop for. */
+static inline void FX_SFX(fx_bce_prob_tile)(const REAL *restrict x, const REAL *restrict t,
+                                            const REAL *restrict w, Py_ssize_t n,
+                                            REAL *restrict loss, REAL *restrict g)
 {
     Py_ssize_t i;
     REAL unused;
@@ -122,9 +126,10 @@ static inline void FX_SFX(fx_bce_prob_tile)(const REAL *x, const REAL *t, const 
     else   for (i = 0; i < n; i++) loss[i] = FX_SFX(fx_bce_prob_elem)(x[i], t[i], w[i], &unused);
 }
 
-static inline void FX_SFX(fx_bce_logits_tile)(const REAL *x, const REAL *t, const REAL *w,
-                                              const REAL *pw, Py_ssize_t n, REAL *loss, REAL *g,
-                                              REAL *h)
+static inline void FX_SFX(fx_bce_logits_tile)(const REAL *restrict x, const REAL *restrict t,
+                                              const REAL *restrict w, const REAL *restrict pw,
+                                              Py_ssize_t n, REAL *restrict loss,
+                                              REAL *restrict g, REAL *restrict h)
 {
     Py_ssize_t i;
     REAL unused;

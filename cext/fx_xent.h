@@ -186,6 +186,25 @@ static inline Py_ssize_t fx_class_of(const int64_t *y, int64_t ignore_index, Py_
     return v == ignore_index ? FX_IGNORED : c;        /* ignore_index may be a class */
 }
 
+/* The sample weights sw[j0:j1] of a call without class indices: their sum (in
+   FX_LANES partial sums: this loop vectorizes) and the first that is negative
+   or not finite. */
+static inline fx_target_stats fx_check_weights(const double *sw, Py_ssize_t j0, Py_ssize_t j1)
+{
+    double acc[FX_LANES];
+    int bad = 0;
+    Py_ssize_t j = j0, n = j1;
+    fx_target_stats st = {-1, (double)(j1 - j0), 0.0, -1};
+    for (int l = 0; l < FX_LANES; l++) acc[l] = 0.0;
+#define FX_SW_TERM(i, l) { acc[l] += sw[i]; bad |= !(sw[i] >= 0.0 && sw[i] <= DBL_MAX); }
+    FX_LANE_LOOP(FX_SW_TERM)
+#undef FX_SW_TERM
+    for (int l = 0; l < FX_LANES; l++) st.w_kept += acc[l];
+    for (j = j0; bad && j < j1; j++)          /* NaN fails both comparisons */
+        if (!(sw[j] >= 0.0 && sw[j] <= DBL_MAX)) { st.first_bad_sw = j; break; }
+    return st;
+}
+
 /* The target check of sample block b (the first pass of a call with class
    indices, or of one with sample weights): what a "mean" divides by,
    sum_n sw_n w[y_n] over the samples kept (every sample without y), the first
@@ -200,6 +219,7 @@ static inline fx_target_stats fx_check_targets(const fx_xent_args *A, const doub
     Py_ssize_t first_bad = -1, first_bad_sw = -1;
     Py_ssize_t j1 = (b + 1) * FX_SAMPLE_BLOCK < n ? (b + 1) * FX_SAMPLE_BLOCK : n;
     double n_kept = 0.0, w_kept = 0.0;
+    if (!y && sw) return fx_check_weights(sw, b * FX_SAMPLE_BLOCK, j1);
     for (Py_ssize_t j = b * FX_SAMPLE_BLOCK; j < j1; j++) {
         Py_ssize_t c = y ? fx_class_of(y + j, ignore_index, C) : 0;
         double s = sw ? sw[j] : 1.0;

@@ -31,3 +31,7 @@ loss_fn(logits, labels, weights)  # error
 loss_fn(logits, labels, True)  # error
 fastxent.BCEWithLogitsLoss().pos_wieght = weights  # error
 fastxent.NLLLoss().reduction = "average"  # error
+fastxent.cross_entropy(logits, labels, return_hessian="yes")  # error
+fastxent.binary_cross_entropy(logits, logits, return_hessian=True)  # error
+fastxent.nll_loss(logits, labels, return_grad=True, return_hessian=True)  # error
+fastxent.cross_entropy_hvp(logits, labels)  # error

@@ -76,3 +76,18 @@ threads_option: int | None = loss_fn.n_threads
 # return_grad, grad_output and out are keyword-only in a call
 keyword_grad: Array = loss_fn(logits, labels, return_grad=True, out=np.empty_like(logits))[1]
 runtime_choice = loss_fn(logits, labels, return_grad=flag)
+
+# Sample weights leave the types alone; return_hessian=True adds the Hessian.
+weighted: Scalar = fastxent.cross_entropy(logits, labels, sample_weight=np.ones(4))
+lgh: tuple[Scalar, Array, Array] = fastxent.cross_entropy(
+    logits, labels, return_grad=True, return_hessian=True, sample_weight=np.ones(4))
+lgh_none: tuple[Array, Array, Array] = fastxent.cross_entropy(
+    logits, labels, reduction="none", return_grad=True, return_hessian=True)
+hess_into: Array = fastxent.cross_entropy(logits, labels, return_grad=True, return_hessian=True,
+                                          out=(np.empty_like(logits), None))[2]
+either3 = fastxent.cross_entropy(logits, labels, return_grad=flag, return_hessian=flag)
+hvp: Array = fastxent.cross_entropy_hvp(logits, labels, np.ones_like(logits), sample_weight=None,
+                                        label_smoothing=0.1, out=np.empty_like(logits))
+nll_weighted: tuple[Scalar, Array] = fastxent.nll_loss(logp, labels, return_grad=True,
+                                                       sample_weight=[1, 2, 1, 1])
+module_weighted: Array = loss_fn(logits, labels, return_grad=True, sample_weight=np.ones(4))[1]

@@ -31,3 +31,9 @@ bce_fn.pos_weight = np.full(3, 2.0)
 bce_fn.reduction = "none"
 pos: NDArray[Any] | None = bce_fn.pos_weight
 bce_none_grad: Array = bce_fn(logits, targets, return_grad=True, grad_output=np.ones((2, 3)))[1]
+
+bcel_hess: tuple[Scalar, Array, Array] = fastxent.binary_cross_entropy_with_logits(
+    logits, targets, return_grad=True, return_hessian=True, sample_weight=np.ones((2, 1)),
+    out=(None, np.empty((2, 3))))
+bce_weighted: Scalar = fastxent.binary_cross_entropy(probs, targets, sample_weight=2.0)
+module_weighted_b: Array = bce_fn(logits, targets, return_grad=True, sample_weight=[[1.0], [2.0]])[1]

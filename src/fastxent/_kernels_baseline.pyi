@@ -1,9 +1,9 @@
 # Stub of the kernel extension modules (_kernels_baseline, and _kernels_avx2,
 # which re-exports it: both are compiled from _kernels.pxi).  Every driver takes
-# keyword arguments only, all of them required (None for an absent array) but
-# the version 0.2 options (sample weights, second order), which default to
-# None.  Arrays are flat and C-contiguous; the floating ones of one call share
-# one dtype (float32 or float64), and each is checked against the shape
+# keyword arguments only, all of them required (None for an absent array; the
+# compiled drivers let the version 0.2 arrays, sw, hess and v, default to None).
+# Arrays are flat and C-contiguous; the floating ones of one call share one
+# dtype (float32 or float64), and each is checked against the shape
 # (ValueError) before the kernels run.
 from typing import Optional, Union
 
@@ -37,15 +37,15 @@ def xent(*, x: _Real, n_outer: int, C: int, inner: int, y: Optional[_Int64],
          ignore_index: int, t: Optional[_Real], w: Optional[_Real],
          w_sum: float, eps: float, loss_out: Optional[_Real],
          grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
-         n_threads: int, sw: Optional[_Float64] = ..., hess: Optional[_Real] = ...,
-         v: Optional[_Real] = ...) -> float:
+         n_threads: int, sw: Optional[_Float64], hess: Optional[_Real],
+         v: Optional[_Real]) -> float:
     """Cross-entropy of an (n_outer, C, inner) input against y or t; the loss sum
     (with v, grad receives the Hessian times v)."""
 
 def nll(*, x: _Real, n_outer: int, C: int, inner: int, y: _Int64, ignore_index: int,
         w: Optional[_Real], loss_out: Optional[_Real], grad: Optional[_Real],
         gout: Optional[_Float64], gscale: float, n_threads: int,
-        sw: Optional[_Float64] = ...) -> float:
+        sw: Optional[_Float64]) -> float:
     """nll of an (n_outer, C, inner) input of log-probabilities; the loss sum."""
 
 def lse_family(*, x: _Real, n_outer: int, C: int, inner: int, mode: int,
@@ -58,7 +58,7 @@ def bce(*, logits: bool, x: _Real, t: _Real, w: Optional[_Real],
         pw: Optional[_Real], pw_dims: Optional[_Intp],
         pw_strides: Optional[_Intp], loss_out: Optional[_Real],
         grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
-        n_threads: int, sw: Optional[_Real] = ..., sw_dims: Optional[_Intp] = ...,
-        sw_strides: Optional[_Intp] = ...,
-        hess: Optional[_Real] = ...) -> tuple[float, int, int]:
+        n_threads: int, sw: Optional[_Real], sw_dims: Optional[_Intp],
+        sw_strides: Optional[_Intp],
+        hess: Optional[_Real]) -> tuple[float, int, int]:
     """Binary cross-entropy; (loss sum, n_bad_x, n_bad_t)."""

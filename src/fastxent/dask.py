@@ -40,7 +40,6 @@ threads when the cluster runs fewer tasks at once than there are cores.
 """
 from __future__ import annotations
 
-import inspect
 import operator
 from typing import Any
 
@@ -121,13 +120,6 @@ def _check_no_out(out):
     if out is not None:
         raise ValueError("out= is not available in fastxent.dask: results are lazy Dask arrays "
                          "(write them with dask.array.store)")
-
-
-def _check_sample_weight(func, sample_weight):
-    if sample_weight is not None and "sample_weight" not in inspect.signature(func).parameters:
-        raise NotImplementedError(
-            f"sample_weight: fastxent.{func.__name__} does not take it yet (issue 12); "
-            "fastxent.dask passes it to every block once it does")
 
 
 def _shape_of(a):
@@ -228,7 +220,6 @@ def _multiclass(kind, input, target, weight, ignore_index, reduction, label_smoo
                 return_grad, grad_output, out, n_threads, sample_weight):
     func = fastxent.cross_entropy if kind == "xent" else fastxent.nll_loss
     _check_no_out(out)
-    _check_sample_weight(func, sample_weight)
     ax = _class_axis(axis, len(_shape_of(input)), func)
     x = _as_dask(input, chunks={ax: -1})
     C = x.shape[ax]
@@ -395,9 +386,10 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
         (:func:`fastxent.get_num_threads`) under the synchronous scheduler.
         The results do not depend on it.
     sample_weight : array_like or dask.array.Array, optional
-        One weight per sample position (``input``'s shape without the class
-        axis).  Passed to every block once :func:`fastxent.cross_entropy` takes
-        it (issue 12); until then, NotImplementedError.
+        A non-negative weight per sample position (``input``'s shape without
+        the class axis), as for :func:`fastxent.cross_entropy`: passed to
+        every block, and a "mean" divides by the weighted total computed
+        first.  A negative or non-finite weight raises when computed.
 
     Returns
     -------
@@ -427,8 +419,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     NotImplementedError
         At the call: ``return_grad=True`` with the class axis split across
         blocks (rechunk it to one block, ``input.rechunk({axis: -1})``) until
-        fastxent has the class-slice kernel ``SLICE_KERNEL`` describes; a
-        ``sample_weight`` until :func:`fastxent.cross_entropy` takes it.
+        fastxent has the class-slice kernel ``SLICE_KERNEL`` describes.
 
     See Also
     --------
@@ -516,9 +507,9 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
         a task run by a pool of Dask threads, fastxent's default under the
         synchronous scheduler.  The results do not depend on it.
     sample_weight : array_like or dask.array.Array, optional
-        One weight per sample position (``target``'s shape).  Passed to every
-        block once :func:`fastxent.nll_loss` takes it (issue 12); until then,
-        NotImplementedError.
+        A non-negative weight per sample position (``target``'s shape), as for
+        :func:`fastxent.nll_loss`: passed to every block, and a "mean"
+        divides by the weighted total computed first.
 
     Returns
     -------
@@ -540,9 +531,8 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean",
         At the call: shapes that do not fit, an unknown ``reduction``,
         ``axis`` out of range, ``n_threads`` below 1, ``out`` given.  When
         computed: a class index outside ``[0, C)`` that is not
-        ``ignore_index`` (the message names the value and the block).
-    NotImplementedError
-        At the call: a ``sample_weight``, until :func:`fastxent.nll_loss` takes it.
+        ``ignore_index`` (the message names the value and the block), a
+        negative or non-finite sample weight.
 
     See Also
     --------
@@ -573,7 +563,6 @@ def _binary(kind, input, target, weight, pos_weight, reduction, return_grad, gra
             n_threads, sample_weight):
     func = fastxent.binary_cross_entropy if kind == "bce" else fastxent.binary_cross_entropy_with_logits
     _check_no_out(out)
-    _check_sample_weight(func, sample_weight)
     x = _as_dask(input)
     if _shape_of(target) != x.shape:
         raise ValueError(f"target must have the input's shape {x.shape}, got target {_shape_of(target)}")
@@ -660,9 +649,9 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return
         a task run by a pool of Dask threads, fastxent's default under the
         synchronous scheduler.  The results do not depend on it.
     sample_weight : array_like or dask.array.Array, optional
-        Weights that broadcast to ``input``, one per element.  Passed to every
-        block once :func:`fastxent.binary_cross_entropy` takes it (issue 12);
-        until then, NotImplementedError.
+        Non-negative weights that broadcast to ``input``, as for
+        :func:`fastxent.binary_cross_entropy`: passed to every block, and a
+        "mean" divides by their total computed first.
 
     Returns
     -------
@@ -684,10 +673,7 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean", return
         ``grad_output``), an unknown ``reduction``, ``n_threads`` below 1,
         ``out`` given.  When computed: a value of ``input`` or ``target``
         outside ``[0, 1]`` or NaN (the message says how many, where in the
-        block, and which block).
-    NotImplementedError
-        At the call: a ``sample_weight``, until
-        :func:`fastxent.binary_cross_entropy` takes it.
+        block, and which block), a negative or non-finite sample weight.
 
     See Also
     --------
@@ -754,9 +740,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=N
         a task run by a pool of Dask threads, fastxent's default under the
         synchronous scheduler.  The results do not depend on it.
     sample_weight : array_like or dask.array.Array, optional
-        Weights that broadcast to ``input``, one per element.  Passed to every
-        block once :func:`fastxent.binary_cross_entropy_with_logits` takes it
-        (issue 12); until then, NotImplementedError.
+        Non-negative weights that broadcast to ``input``, as for
+        :func:`fastxent.binary_cross_entropy_with_logits`: passed to every
+        block, and a "mean" divides by their total computed first.
 
     Returns
     -------
@@ -776,10 +762,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=N
     ValueError
         At the call: shapes that do not fit (``target``, ``weight``,
         ``pos_weight``, ``grad_output``), an unknown ``reduction``,
-        ``n_threads`` below 1, ``out`` given.
-    NotImplementedError
-        At the call: a ``sample_weight``, until
-        :func:`fastxent.binary_cross_entropy_with_logits` takes it.
+        ``n_threads`` below 1, ``out`` given.  When computed: a negative or
+        non-finite sample weight.
 
     See Also
     --------

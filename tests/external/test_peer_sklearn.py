@@ -13,8 +13,7 @@ differences, against specific values (mpmath), between methods, and directly
 against sklearn's own Cython loss (``loss.closs``, which the twin keeps).
 
 Sample weights and Hessians go to fastxent's ``sample_weight=`` and
-``return_hessian=`` where this build has them (issue 12); until then those cases
-count as unsupported.  A case that never reaches fastxent (it exercises only
+``return_hessian=``.  A case that never reaches fastxent (it exercises only
 sklearn's own machinery) counts as unsupported with that reason.
 """
 from __future__ import annotations
@@ -37,14 +36,6 @@ SOURCE = "sklearn"
 TALLY.versions[SOURCE] = sklearn.__version__
 
 
-def _has_option(fn, name: str) -> bool:
-    return name in inspect.signature(fn).parameters
-
-
-HAS_SAMPLE_WEIGHT = _has_option(fx.cross_entropy, "sample_weight")
-HAS_HESSIAN = _has_option(fx.cross_entropy, "return_hessian")
-
-
 class Calls:
     """How many times the twins reached fastxent in the current case."""
     n = 0
@@ -53,11 +44,7 @@ class Calls:
 # ---- fastxent behind sklearn's Cython loss interface (closs) -------------------------
 
 def _sample_weight(sample_weight) -> dict:
-    if sample_weight is None:
-        return {}
-    if not HAS_SAMPLE_WEIGHT:
-        raise Unsupported("sample_weight= is not in this build of fastxent (issue 12)")
-    return {"sample_weight": sample_weight}
+    return {} if sample_weight is None else {"sample_weight": sample_weight}
 
 
 def _fastxent(fn, *args, **kwargs):
@@ -99,8 +86,6 @@ class _FastxentCLoss:
 
     def gradient_hessian(self, y_true, raw_prediction, sample_weight, gradient_out, hessian_out,
                          n_threads=1):
-        if not HAS_HESSIAN:
-            raise Unsupported("return_hessian= is not in this build of fastxent (issue 12)")
         _, grad, hess = self._call(raw_prediction, y_true, sample_weight, n_threads,
                                    return_grad=True, return_hessian=True)
         _store(gradient_out, grad)
