@@ -38,3 +38,7 @@ def test_typing_usage(tmp_path):
 
 def test_typing_usage_binary(tmp_path):
     _mypy(os.path.join(HERE, "typing_usage_binary.py"), tmp_path)
+
+
+def test_typing_usage_objectives(tmp_path):
+    _mypy(os.path.join(HERE, "typing_usage_objectives.py"), tmp_path)

@@ -35,3 +35,9 @@ fastxent.cross_entropy(logits, labels, return_hessian="yes")  # error
 fastxent.binary_cross_entropy(logits, logits, return_hessian=True)  # error
 fastxent.nll_loss(logits, labels, return_grad=True, return_hessian=True)  # error
 fastxent.cross_entropy_hvp(logits, labels)  # error
+
+from fastxent.objectives import softmax_objective, xgboost_objective  # noqa: E402
+
+softmax_objective(labels, logits, hessian_factor="xgb")  # error
+xgboost_objective("multiclass")  # error
+softmax_objective(labels, logits, weights, 2.0)  # error

@@ -439,7 +439,7 @@ class BoostingObjective:
 
 def xgboost_objective(objective: ObjectiveName = "softmax", *,
                       n_threads: int | None = None) -> BoostingObjective:
-    """fastxent's objective as an XGBoost custom objective.
+    """An XGBoost custom objective computed by fastxent's fused kernel.
 
     For ``xgboost.train(params, dtrain, obj=f)`` and
     ``xgboost.XGBClassifier(objective=f)`` alike.  The multi-class objective
@@ -502,7 +502,7 @@ def xgboost_objective(objective: ObjectiveName = "softmax", *,
 
 def lightgbm_objective(objective: ObjectiveName = "softmax", *,
                        n_threads: int | None = None) -> BoostingObjective:
-    """fastxent's objective as a LightGBM custom objective.
+    """A LightGBM custom objective computed by fastxent's fused kernel.
 
     For ``lightgbm.train({"objective": f, ...}, train_set)`` and
     ``lightgbm.LGBMClassifier(objective=f)`` alike.  The multi-class objective
