@@ -383,11 +383,9 @@ def grad_buffer(out, shape: tuple, result_dtype, compute_dtype, reads: tuple, na
     return base, None, out
 
 
-def split_out(out, return_hessian: bool):
-    """``out`` of a call as ``(grad_out, hess_out)``: with ``return_hessian`` it
-    is None or a pair (either member may be None), else the gradient's buffer."""
-    if not return_hessian:
-        return out, None
+def split_out(out):
+    """``out`` of a call with ``return_hessian=True`` as ``(grad_out, hess_out)``:
+    None, or a pair of arrays (either member may be None)."""
     if out is None:
         return None, None
     if type(out) is not tuple or len(out) != 2:
@@ -399,14 +397,10 @@ def split_out(out, return_hessian: bool):
     return out
 
 
-def hess_setup(return_hessian: bool, return_grad: bool, out, x: np.ndarray, result_dtype,
-               reads: tuple):
-    """The buffer of the Hessian's diagonal: ``(h, (copy_to, result))`` as for the
-    gradient (see :func:`grad_buffer`), or ``(None, None)`` without ``return_hessian``."""
-    if not return_hessian:
-        return None, None
-    if not return_grad:
-        raise ValueError("return_hessian=True needs return_grad=True")
+def hess_setup(out, x: np.ndarray, result_dtype, reads: tuple):
+    """The buffer of the Hessian's diagonal (``return_hessian=True``, whose
+    ``out[1]`` is ``out``): ``(h, (copy_to, result))`` as for the gradient (see
+    :func:`grad_buffer`)."""
     h, copy_to, result = grad_buffer(out, x.shape, result_dtype, x.dtype, reads, "out[1]")
     return h, (copy_to, result)
 

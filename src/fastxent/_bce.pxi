@@ -64,21 +64,29 @@ def bce(*, bint logits, const real[::1] x, const real[::1] t,
         const real[::1] w, const Py_ssize_t[::1] w_dims, const Py_ssize_t[::1] w_strides,
         const real[::1] pw, const Py_ssize_t[::1] pw_dims,
         const Py_ssize_t[::1] pw_strides, real[::1] loss_out, real[::1] grad,
-        const double[::1] gout, double gscale, int n_threads, const real[::1] sw=None,
+        const double[::1] gout, double gscale, int n_threads, object sw=None,
         const Py_ssize_t[::1] sw_dims=None, const Py_ssize_t[::1] sw_strides=None,
-        real[::1] hess=None):
+        object hess=None):
     """Binary cross-entropy over flat ``x`` (logits, or probabilities) and ``t``.
 
     ``w``, ``pw`` (pos_weight, with logits only) and ``sw`` (sample weights,
     a factor of ``w``) are flat C-contiguous operands, or None, broadcast to
     ``x`` as their ``*_dims`` / ``*_strides`` describe.  ``loss_out`` (per
     element), ``grad`` (like ``x``), ``gout`` (per element) and ``hess`` (like
-    ``x``, with logits and ``grad``: the Hessian's diagonal) are optional.  Returns ``(loss_sum, n_bad_x, n_bad_t)``: the
+    ``x``, with logits and ``grad``: the Hessian's diagonal) are optional.
+    (``sw`` and ``hess`` are typed as ``x`` below, not in the signature: each
+    fused-typed argument would make every call's type dispatch slower.)  Returns ``(loss_sum, n_bad_x, n_bad_t)``: the
     counts of probabilities outside [0, 1] in ``x`` and ``t`` (0 with logits);
     the caller raises when they are not 0.
     """
     cdef fx_bce_args A
     cdef Py_ssize_t n = x.shape[0]
+    cdef const real[::1] sw_mv = None
+    cdef real[::1] hess_mv = None
+    if sw is not None:
+        sw_mv = sw
+    if hess is not None:
+        hess_mv = hess
     if hess is not None and (grad is None or not logits):
         raise ValueError("bce: hess needs logits and grad")
     memset(&A, 0, sizeof(A))
@@ -94,9 +102,9 @@ def bce(*, bint logits, const real[::1] x, const real[::1] t,
     A.grad = <void *>addr(grad, n, "grad")
     A.gout = <const double *>addr(gout, n, "gout")
     A.gscale = gscale
-    A.sw = addr(sw, sw.shape[0] if sw is not None else 0, "sw")
-    A.swl = bcast_of(sw, sw_dims, sw_strides, "sw")
-    A.hess = <void *>addr(hess, n, "hess")
+    A.sw = addr(sw_mv, sw_mv.shape[0] if sw_mv is not None else 0, "sw")
+    A.swl = bcast_of(sw_mv, sw_dims, sw_strides, "sw")
+    A.hess = <void *>addr(hess_mv, n, "hess")
     if real is float:
         return run_bce_blocks(fx_bce_block_f, &A, n_threads)
     else:

@@ -25,6 +25,9 @@ def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
         f"{float(flat[first])!r} at index {_args.format_index(first, a.shape)}")
 
 
+_NO_OPTIONS: dict = {}      # the driver's version 0.2 keywords when none is given
+
+
 def _sample_weight(sample_weight, shape, dtype, nt):
     """``sample_weight`` of a binary call, broadcast to the input (never copied to its
     shape): ``(view, flat, dims, strides, total)``, total the sum of the broadcast
@@ -46,8 +49,6 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     functions, once per assignment from the loss classes; ``sample_weight`` and
     ``return_hessian`` (checked; logits only) are per call.
     """
-    if return_hessian and not return_grad:
-        raise ValueError("return_hessian=True needs return_grad=True")
     xv, x, result_dtype = _args.read_input(input)
     nt = resolve_threads(n_threads)
     tv = _args.real_array(target, "target")
@@ -61,21 +62,29 @@ def _binary(logits, input, target, weight, pos_weight, reduction, return_grad,
     if sample_weight is not None:
         swv, sw, sw_dims, sw_strides, denom = _sample_weight(sample_weight, x.shape, x.dtype, nt)
 
-    reads = (xv, x, tv, t, weight, w, pos_weight, pw, swv, sw)
-    grad_out, hess_out = _args.split_out(out, return_hessian)
-    g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, grad_out, reduction, x.shape,
-                                             denom, x, result_dtype, reads + (hess_out,),
-                                             "out[0]" if return_hessian else "out")
-    h, hess = _args.hess_setup(return_hessian, return_grad, hess_out, x, result_dtype,
-                               reads + (grad_output, gout))
+    reads = (xv, x, tv, t, weight, w, pos_weight, pw, swv, sw)   # what out may not overlap
+    h = None
+    if return_hessian:
+        if not return_grad:
+            raise ValueError("return_hessian=True needs return_grad=True")
+        grad_out, hess_out = _args.split_out(out)
+        g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, grad_out, reduction,
+                                                 x.shape, denom, x, result_dtype,
+                                                 reads + (hess_out,), "out[0]")
+        h, hess = _args.hess_setup(hess_out, x, result_dtype, reads + (grad_output, gout))
+    else:
+        g, grad, gout, gscale = _args.grad_setup(return_grad, grad_output, out, reduction, x.shape,
+                                                 denom, x, result_dtype, reads)
     loss_out = np.empty(x.shape, dtype=x.dtype) if reduction == "none" else None
 
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731  (views, no copies)
+    # the version 0.2 arrays only when given (see _multiclass)
+    v2 = _NO_OPTIONS if sw is None and h is None else \
+        {"sw": sw, "sw_dims": sw_dims, "sw_strides": sw_strides, "hess": flat(h)}
     total, bad_x, bad_t = kernels.bce(logits=logits, x=flat(x), t=flat(t), w=w, w_dims=w_dims,
                                       w_strides=w_strides, pw=pw, pw_dims=pw_dims,
                                       pw_strides=pw_strides, loss_out=flat(loss_out), grad=flat(g),
-                                      gout=gout, gscale=gscale, n_threads=nt, sw=sw,
-                                      sw_dims=sw_dims, sw_strides=sw_strides, hess=flat(h))
+                                      gout=gout, gscale=gscale, n_threads=nt, **v2)
     if bad_x:
         raise _not_probabilities("input", x, bad_x)
     if bad_t:
@@ -466,4 +475,6 @@ def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
                    _args.real_array_option(pos_weight, "pos_weight"), _args.check_reduction(reduction),
                    _args.check_bool(return_grad, "return_grad"), grad_output, out,
                    _args.threads_option(n_threads), sample_weight,
+                   # (the common False without a call: small calls cost microseconds)
+                   False if return_hessian is False else
                    _args.check_bool(return_hessian, "return_hessian"))

@@ -164,8 +164,8 @@ def sample_weight_total(sw, shape: tuple, n_threads: int) -> float:
     """The sum of the flat float64 sample weights ``sw`` (``shape`` as passed),
     added in block order by the kernels' check; a negative or non-finite
     weight is a ValueError naming it."""
-    _, _, total, bad = kernels.check_samples(n=sw.shape[0], y=None, C=0, ignore_index=0, w=None,
-                                             sw=sw, n_threads=n_threads)
+    _, _, total, bad = kernels.check_samples(y=None, C=0, ignore_index=0, w=None,
+                                             n_threads=n_threads, sw=sw)
     if bad >= 0:
         raise _args.sample_weight_error(sw, bad, shape)
     return total

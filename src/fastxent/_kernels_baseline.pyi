@@ -26,9 +26,9 @@ def omp_max_threads() -> int: ...
 def omp_set_num_threads(n: int) -> None: ...
 def cpu_features() -> dict[str, bool]: ...
 
-def check_samples(*, n: int, y: Optional[_Int64], C: int, ignore_index: int,
-                  w: Optional[_Float64], sw: Optional[_Float64],
-                  n_threads: int) -> tuple[int, int, float, int]:
+def check_samples(*, y: Optional[_Int64], C: int, ignore_index: int,
+                  w: Optional[_Float64], n_threads: int,
+                  sw: Optional[_Float64] = None) -> tuple[int, int, float, int]:
     """(first_bad, n_kept, w_kept, first_bad_sw): the first index outside [0, C)
     that is not ignore_index (-1 if none), what a "mean" divides by, and the
     first negative or non-finite sample weight (-1 if none)."""

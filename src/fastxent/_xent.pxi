@@ -57,22 +57,26 @@ cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threa
     return total
 
 
-def check_samples(*, Py_ssize_t n, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
-                  const double[::1] w, const double[::1] sw, int n_threads):
+def check_samples(*, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
+                  const double[::1] w, int n_threads, const double[::1] sw=None):
     """Check the per-sample arguments of a call and total what a "mean" divides by.
 
     ``y`` (class indices, or None: every sample kept) and ``sw`` (sample
-    weights, or None: 1) have ``n`` elements.  Returns ``(first_bad, n_kept,
+    weights, or None: 1; not both None) have one element per sample.  Returns
+    ``(first_bad, n_kept,
     w_kept, first_bad_sw)``: the flat position of the first target outside
     ``[0, C)`` that is not ``ignore_index`` (-1 if none), the number of samples
     kept, the sum of ``sw[i] * w[y[i]]`` over them (``w`` None: 1), each added
     in block order, and the position of the first sample weight that is
     negative or not finite (-1 if none).
     """
+    if y is None and sw is None:
+        raise ValueError("check_samples takes y or sw, or both")
+    cdef Py_ssize_t n = y.shape[0] if y is not None else sw.shape[0]
     cdef fx_xent_args A
     memset(&A, 0, sizeof(A))
-    if n < 0 or C < 0:
-        raise ValueError(f"n ({n}) and C ({C}) must be >= 0")
+    if C < 0:
+        raise ValueError(f"C ({C}) must be >= 0")
     A.shape.n_outer = n
     A.shape.C = C
     A.shape.inner = 1
@@ -126,8 +130,8 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
          const int64_t[::1] y, int64_t ignore_index, const real[::1] t,
          const real[::1] w, double w_sum, double eps,
          real[::1] loss_out, real[::1] grad, const double[::1] gout,
-         double gscale, int n_threads, const double[::1] sw=None, real[::1] hess=None,
-         const real[::1] v=None):
+         double gscale, int n_threads, const double[::1] sw=None, object hess=None,
+         object v=None):
     """Cross-entropy over an (n_outer, C, inner) input; returns the loss sum.
 
     Exactly one of ``y`` (class indices, checked by check_samples) and
@@ -137,8 +141,16 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
     by check_samples) are optional; the loss is scaled by ``sw``, the
     gradient by ``gout * sw * gscale``.  ``hess`` (like ``x``, with ``grad``)
     receives the Hessian's diagonal; with ``v`` (like ``x``), ``grad``
-    receives the Hessian times ``v`` instead of the gradient.
+    receives the Hessian times ``v`` instead of the gradient.  (``hess`` and
+    ``v`` are typed as ``x`` below, not in the signature: each fused-typed
+    argument would make every call's type dispatch slower.)
     """
+    cdef real[::1] hess_mv = None
+    cdef const real[::1] v_mv = None
+    if hess is not None:
+        hess_mv = hess
+    if v is not None:
+        v_mv = v
     if (y is None) == (t is None):
         raise ValueError("xent takes class indices y or probabilities t, exactly one")
     if (hess is not None or v is not None) and grad is None:
@@ -150,8 +162,8 @@ def xent(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inne
     A.t = addr(t, x.shape[0], "t")
     A.eps = eps
     A.w_sum = w_sum
-    A.hess = <void *>addr(hess, x.shape[0], "hess")
-    A.v = addr(v, x.shape[0], "v")
+    A.hess = <void *>addr(hess_mv, x.shape[0], "hess")
+    A.v = addr(v_mv, x.shape[0], "v")
     if real is float:
         return run_xent_blocks(fx_xent_block_f, &A, n_threads)
     else:
