@@ -125,3 +125,78 @@ def test_dask_eval_out_of_core():
     assert abs(exact - stored) <= 1e-6 * exact
     assert numbers(value["peak worker memory"])[0] < 1.0        # GB: under the limit
     assert "100% Completed" in "\n".join(lines)                  # Dask's progress bar
+
+
+# ----------------------------------------------------------------------------
+# Issue 12: the logistic regression and boosting examples
+# ----------------------------------------------------------------------------
+
+def test_logistic_regression_reaches_sklearn_objective():
+    """Both data sets (make_classification smaller than the default): L-BFGS-B
+    and Newton-CG (cross_entropy_hvp) reach scikit-learn's objective to 1e-6,
+    with the same test accuracy."""
+    pytest.importorskip("sklearn")
+    out = run_example("logistic_regression.py", "--n-samples", "4000")
+    lines = out.splitlines()
+    for data in ("digits", "make_classification"):
+        rows = {title: numbers(line.split(title, 1)[1])
+                for line in lines if line.startswith(data) and "relative difference" not in line
+                for title in ("fastxent + L-BFGS-B", "fastxent + Newton-CG (hvp)", "scikit-learn lbfgs")
+                if title in line}
+        assert len(rows) == 3, out
+        objective = {title: row[0] for title, row in rows.items()}
+        accuracy = {title: row[1] for title, row in rows.items()}
+        f_sk = objective["scikit-learn lbfgs"]
+        for title in ("fastxent + L-BFGS-B", "fastxent + Newton-CG (hvp)"):
+            assert abs(objective[title] - f_sk) <= 1e-6 * max(1.0, f_sk), out
+            assert abs(accuracy[title] - accuracy["scikit-learn lbfgs"]) <= 2e-3, out
+        diffs = [line for line in lines if line.startswith(data) and "relative difference" in line]
+        assert len(diffs) == 1 and all(d <= 1e-6 for d in numbers(diffs[0].split(":", 1)[1])), out
+    digits_accuracy = [numbers(line.split("L-BFGS-B", 1)[1])[1] for line in lines
+                       if line.startswith("digits") and "L-BFGS-B" in line]
+    assert digits_accuracy[0] > 0.9, out
+
+
+def test_logistic_regression_sample_weight():
+    """The example's estimator with sample weights: integer weights equal
+    repeated samples, and both solvers reach scikit-learn's weighted objective."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn.linear_model import LogisticRegression
+    ex = _load_example("logistic_regression.py")
+    X, y = sklearn_datasets.make_classification(300, 6, n_informative=4, n_classes=3,
+                                                random_state=1)
+    counts = np.random.default_rng(1).integers(0, 4, len(y))
+    weighted = ex.LogisticRegression(C=0.5).fit(X, y, sample_weight=counts)
+    repeated = ex.LogisticRegression(C=0.5).fit(np.repeat(X, counts, axis=0), np.repeat(y, counts))
+    assert abs(weighted.objective_ - repeated.objective_) <= 1e-10
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, atol=1e-5)
+
+    sw = np.random.default_rng(2).uniform(0.1, 3.0, len(y))
+    sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(X, y, sample_weight=sw)
+    f_sk = ex.LogisticRegression(C=0.5).objective(X, y, sw, coef=sk.coef_, intercept=sk.intercept_)
+    for solver in ("lbfgs", "newton-cg"):
+        model = ex.LogisticRegression(C=0.5, solver=solver).fit(X, y, sample_weight=sw)
+        assert abs(model.objective_ - f_sk) <= 1e-6 * max(1.0, f_sk), solver
+        assert model.objective_ == pytest.approx(model.objective(X, y, sw), rel=1e-12)
+        np.testing.assert_allclose(model.predict_proba(X), sk.predict_proba(X), atol=1e-4)
+
+
+def _boosting_rows(out):
+    rows = [line for line in out.splitlines() if "objective=" in line or "obj=" in line]
+    return [numbers(line.split("  ", 1)[1])[0] for line in rows
+            if "(reference)" not in line and not line.startswith("model")]
+
+
+@pytest.mark.parametrize("script,library", [("xgboost_objective.py", "xgboost"),
+                                            ("lightgbm_objective.py", "lightgbm")])
+def test_boosting_example_matches_the_builtin(script, library):
+    """fastxent's objective, native train() and the scikit-learn wrapper, with
+    and without sample weights: predictions within 1e-5 of the built-in's after
+    20 rounds."""
+    pytest.importorskip(library)
+    pytest.importorskip("sklearn")
+    out = run_example(script, "--n-samples", "3000", "--rounds", "20")
+    diffs = _boosting_rows(out)
+    assert len(diffs) == 6, out                  # fastxent, NumPy, wrapper; x2 weights
+    assert all(d <= 1e-5 for d in diffs), out
+    assert "one call of the fastxent objective" in out

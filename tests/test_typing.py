@@ -42,3 +42,7 @@ def test_typing_usage_binary(tmp_path):
 
 def test_typing_usage_family(tmp_path):
     _mypy(os.path.join(HERE, "typing_usage_family.py"), tmp_path)
+
+
+def test_typing_usage_objectives(tmp_path):
+    _mypy(os.path.join(HERE, "typing_usage_objectives.py"), tmp_path)

@@ -23,7 +23,8 @@ import fastxent
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USAGE = [os.path.join(HERE, name) for name in ("typing_usage.py", "typing_usage_binary.py",
-                                               "typing_usage_family.py")]
+                                               "typing_usage_family.py",
+                                               "typing_usage_objectives.py")]
 MISUSE = os.path.join(HERE, "typing_misuse.py")
 
 

@@ -49,3 +49,8 @@ kl_fn = fastxent.KLDivLoss()
 kl_fn.reduction = "avg"  # error
 focal_fn = fastxent.SigmoidFocalLoss()
 focal_fn.gama = 2.0  # error
+from fastxent.objectives import softmax_objective, xgboost_objective  # noqa: E402
+
+softmax_objective(labels, logits, hessian_factor="xgb")  # error
+xgboost_objective("multiclass")  # error
+softmax_objective(labels, logits, weights, 2.0)  # error
