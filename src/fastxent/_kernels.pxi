@@ -4,3 +4,4 @@
 include "_common.pxi"
 include "_xent.pxi"
 include "_bce.pxi"
+include "_small.pxi"
