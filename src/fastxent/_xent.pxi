@@ -37,10 +37,15 @@ cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threa
     cdef Py_ssize_t *bad = <Py_ssize_t *>block_results(nb, sizeof(Py_ssize_t))
     cdef Py_ssize_t blk, first_bad = -1
     cdef double total
+    cdef int nt = threads_for(n_x, nb, n_threads)
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
-                partials[blk] = fn(A, blk, &bad[blk])
+            if nt == 1:                 # (no parallel region: small calls, issue 19)
+                for blk in range(nb):
+                    partials[blk] = fn(A, blk, &bad[blk])
+            else:
+                for blk in prange(nb, num_threads=nt, schedule="static"):
+                    partials[blk] = fn(A, blk, &bad[blk])
             total = sum_in_order(partials, nb)
             for blk in range(nb):
                 if bad[blk] >= 0:
@@ -68,11 +73,15 @@ cdef fx_target_stats sum_target_stats(const fx_xent_args *A, const double *w64,
     tot.first_bad_sw = -1
     tot.n_kept = 0.0
     tot.w_kept = 0.0
+    cdef int nt = threads_for(A.shape.n_outer, nb, n_threads)
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(A.shape.n_outer, nb, n_threads),
-                              schedule="static"):
-                st[blk] = fx_check_targets(A, w64, blk)
+            if nt == 1:                 # (no parallel region: small calls, issue 19)
+                for blk in range(nb):
+                    st[blk] = fx_check_targets(A, w64, blk)
+            else:
+                for blk in prange(nb, num_threads=nt, schedule="static"):
+                    st[blk] = fx_check_targets(A, w64, blk)
             for blk in range(nb):       # in block order
                 if tot.first_bad < 0 and st[blk].first_bad >= 0:
                     tot.first_bad = st[blk].first_bad
@@ -203,9 +212,14 @@ def nll(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner
 cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) noexcept:
     cdef Py_ssize_t nb = fx_nblocks(&A.shape), blk
     cdef Py_ssize_t n_x = A.shape.n_outer * A.shape.C * A.shape.inner
+    cdef int nt = threads_for(n_x, nb, n_threads)
     with nogil:
-        for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
-            fn(A, blk)
+        if nt == 1:                     # (no parallel region: small calls, issue 19)
+            for blk in range(nb):
+                fn(A, blk)
+        else:
+            for blk in prange(nb, num_threads=nt, schedule="static"):
+                fn(A, blk)
 
 
 def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
