@@ -50,3 +50,5 @@ def test_garbage_input_fuzz(simd, share, seed):
     # the harness itself: every function was called, and each outcome happened
     assert set(summary["by_function"]) == set(summary["functions"])
     assert {"returned", "TypeError", "ValueError"} <= set(summary["outcomes"])
+    # the fast path of small calls (test_fast_path.py) is fuzzed too
+    assert summary["fast_path_calls"] > 0

@@ -287,7 +287,7 @@ def test_result_constants_are_defined_once_in_fx_config():
         with open(os.path.join(inc, header)) as f:
             assert '#include "fx_config.h"' in f.read(), header
     src = os.path.dirname(fx.__file__)
-    for name in ("_common.pxi", "_xent.pxi", "_bce.pxi"):
+    for name in ("_common.pxi", "_xent.pxi", "_bce.pxi", "_small.pxi"):
         path = os.path.join(src, name)
         if os.path.isfile(path):                      # a source tree: no block sizes here
             with open(path) as f:

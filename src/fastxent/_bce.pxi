@@ -48,10 +48,15 @@ cdef tuple run_bce_blocks(bce_block_fn fn, const fx_bce_args *A, int n_threads):
     cdef double *partials = <double *>block_results(nb, sizeof(double))
     cdef Py_ssize_t *bad = <Py_ssize_t *>block_results(2 * nb, sizeof(Py_ssize_t))
     cdef double total
+    cdef int nt = threads_for(A.n, nb, n_threads)
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(A.n, nb, n_threads), schedule="static"):
-                partials[blk] = fn(A, blk, bad + 2 * blk)
+            if nt == 1:                 # (no parallel region: small calls, issue 19)
+                for blk in range(nb):
+                    partials[blk] = fn(A, blk, bad + 2 * blk)
+            else:
+                for blk in prange(nb, num_threads=nt, schedule="static"):
+                    partials[blk] = fn(A, blk, bad + 2 * blk)
             total = sum_in_order(partials, nb)
             for blk in range(nb):
                 n_bad_x = n_bad_x + bad[2 * blk]

@@ -26,6 +26,7 @@ def _not_probabilities(name: str, a: np.ndarray, count: int) -> ValueError:
 
 
 _NO_OPTIONS: dict = {}      # the driver's version 0.2 keywords when none is given
+_fast_bce_logits = kernels.fast_bce_logits    # the fast path of small calls (_small.pxi)
 
 
 def _sample_weight(sample_weight, shape, dtype, nt):
@@ -471,6 +472,11 @@ def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayInput,
     array([[0.105 , 0.1966, 0.235 ],
            [0.125 , 0.0226, 0.0525]])
     """
+    if (weight is None and pos_weight is None and grad_output is None and out is None
+            and n_threads is None and sample_weight is None and return_hessian is False):
+        res = _fast_bce_logits(input, target, reduction, return_grad)
+        if res is not None:
+            return res
     return _binary(True, input, target, _args.real_array_option(weight, "weight"),
                    _args.real_array_option(pos_weight, "pos_weight"), _args.check_reduction(reduction),
                    _args.check_bool(return_grad, "return_grad"), grad_output, out,

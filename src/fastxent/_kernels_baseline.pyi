@@ -91,3 +91,19 @@ def focal(*, x: _Real, t: _Real, alpha: float, gamma: float, loss_out: Optional[
           grad: Optional[_Real], gout: Optional[_Float64], gscale: float,
           n_threads: int) -> tuple[float, int]:
     """The sigmoid focal loss; (loss sum, targets outside [0, 1])."""
+# The fast path of small calls (_small.pxi): positional arguments as the
+# public function's; the result it returns, or None where the general path
+# must run (an unusual argument, or an input it would refuse).
+def fast_calls() -> int:
+    """How many calls took the fast path in this module."""
+
+def fast_xent(x: object, target: object, weight: object, ignore_index: object,
+              reduction: object, label_smoothing: object, return_grad: object) -> object:
+    """cross_entropy's common case, or None."""
+
+def fast_bce_logits(x: object, target: object, reduction: object,
+                    return_grad: object) -> object:
+    """binary_cross_entropy_with_logits' common case (no weights), or None."""
+
+def fast_lse(x: object, axis: object, mode: int) -> object:
+    """logsumexp (keepdims False), softmax or log_softmax's common case, or None."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar, overload
 
 from . import _args, _loss_docs
-from ._binary import _binary
-from ._multiclass import _multiclass
+from ._binary import _binary, _fast_bce_logits
+from ._multiclass import _fast_xent, _multiclass
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -223,6 +223,13 @@ class CrossEntropyLoss(_Loss):
 
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
              sample_weight: Any) -> Any:
+        if (grad_output is None and out is None and sample_weight is None and self._axis is None
+                and self._n_threads is None and self._softcap is None
+                and self._z_loss == 0.0):            # the fast path of small calls
+            res = _fast_xent(input, target, self._weight, self._ignore_index, self._reduction,
+                             self._label_smoothing, return_grad)
+            if res is not None:
+                return res
         return _multiclass("xent", input, target, self._weight, self._ignore_index,
                            self._reduction, self._label_smoothing, self._axis, return_grad,
                            grad_output, out, self._n_threads, sample_weight,
@@ -457,5 +464,10 @@ class BCEWithLogitsLoss(_Loss):
 
     def _run(self, input: Any, target: Any, return_grad: bool, grad_output: Any, out: Any,
              sample_weight: Any) -> Any:
+        if (grad_output is None and out is None and sample_weight is None and self._weight is None
+                and self._pos_weight is None and self._n_threads is None):
+            res = _fast_bce_logits(input, target, self._reduction, return_grad)
+            if res is not None:
+                return res
         return _binary(True, input, target, self._weight, self._pos_weight, self._reduction,
                        return_grad, grad_output, out, self._n_threads, sample_weight)

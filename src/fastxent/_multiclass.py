@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 _NO_OPTIONS: dict = {}      # the drivers' version 0.2 keywords when none is given
 
+# The fast path of small calls (issue 19, _small.pxi): the common case, checked
+# in typed code; None where the general path must run.
+_fast_xent = kernels.fast_xent
+_fast_lse = kernels.fast_lse
+_LSE, _SOFTMAX, _LOG_SOFTMAX = kernels.LSE, kernels.SOFTMAX, kernels.LOG_SOFTMAX
+
 
 def _prepare_index_target(tgt, sample_shape, x_shape, C, ignore_index, w, sw, nt):
     """Checks class-index targets (and sample weights); returns them flat and what
@@ -452,6 +458,13 @@ def cross_entropy(input: ArrayInput, target: ArrayInput, weight: ArrayInput | No
     array([[0.3369, 0.2891, 0.0752],
            [0.167 , 0.2442, 0.167 ]])
     """
+    if (grad_output is None and out is None and axis is None and n_threads is None
+            and sample_weight is None and return_hessian is False and softcap is None
+            and type(z_loss) is float and z_loss == 0.0):
+        res = _fast_xent(input, target, weight, ignore_index, reduction, label_smoothing,
+                         return_grad)
+        if res is not None:
+            return res
     return _multiclass("xent", input, target, _args.class_weight_option(weight),
                        _args.check_int64(ignore_index, "ignore_index"), _args.check_reduction(reduction),
                        _args.check_label_smoothing(label_smoothing), _args.axis_option(axis),
@@ -776,6 +789,10 @@ def logsumexp(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, keepdims: 
     >>> round(float(fastxent.logsumexp([np.log(2.0), np.inf, np.log(3.0)], b=[1, 0, 1])), 12)
     1.609437912434
     """
+    if keepdims is False and n_threads is None and b is None and return_sign is False:
+        res = _fast_lse(x, axis, _LSE)
+        if res is not None:
+            return res
     return _lse_family(kernels.LSE, x, axis, keepdims, b=b, return_sign=return_sign,
                        n_threads=n_threads)
 
@@ -810,6 +827,10 @@ def softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Array |
     >>> fastxent.softmax(np.array([0., np.log(3.)]))
     array([0.25, 0.75])
     """
+    if out is None and n_threads is None:
+        res = _fast_lse(x, axis, _SOFTMAX)
+        if res is not None:
+            return res
     return _lse_family(kernels.SOFTMAX, x, axis, out=out, n_threads=n_threads)
 
 
@@ -842,4 +863,8 @@ def log_softmax(x: ArrayInput, axis: int | tuple[int, ...] | None = -1, out: Arr
     >>> np.round(fastxent.log_softmax(np.array([0., 0.])), 4)
     array([-0.6931, -0.6931])
     """
+    if out is None and n_threads is None:
+        res = _fast_lse(x, axis, _LOG_SOFTMAX)
+        if res is not None:
+            return res
     return _lse_family(kernels.LOG_SOFTMAX, x, axis, out=out, n_threads=n_threads)

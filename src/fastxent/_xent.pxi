@@ -46,10 +46,15 @@ cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threa
     cdef Py_ssize_t *bad = <Py_ssize_t *>block_results(nb, sizeof(Py_ssize_t))
     cdef Py_ssize_t blk, first_bad = -1
     cdef double total
+    cdef int nt = threads_for(n_x, nb, n_threads)
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
-                partials[blk] = fn(A, blk, &bad[blk])
+            if nt == 1:                 # (no parallel region: small calls, issue 19)
+                for blk in range(nb):
+                    partials[blk] = fn(A, blk, &bad[blk])
+            else:
+                for blk in prange(nb, num_threads=nt, schedule="static"):
+                    partials[blk] = fn(A, blk, &bad[blk])
             total = sum_in_order(partials, nb)
             for blk in range(nb):
                 if bad[blk] >= 0:
@@ -64,6 +69,38 @@ cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threa
         free(partials)
         free(bad)
     return total
+
+
+cdef fx_target_stats sum_target_stats(const fx_xent_args *A, const double *w64,
+                                      int n_threads) except *:
+    # fx_check_targets over every sample block of A: the first bad index and
+    # sample weight, and the kept counts and weights added in block order.
+    cdef Py_ssize_t nb = fx_sample_nblocks(&A.shape), blk
+    cdef fx_target_stats *st = <fx_target_stats *>block_results(nb, sizeof(fx_target_stats))
+    cdef fx_target_stats tot
+    tot.first_bad = -1
+    tot.first_bad_sw = -1
+    tot.n_kept = 0.0
+    tot.w_kept = 0.0
+    cdef int nt = threads_for(A.shape.n_outer, nb, n_threads)
+    try:
+        with nogil:
+            if nt == 1:                 # (no parallel region: small calls, issue 19)
+                for blk in range(nb):
+                    st[blk] = fx_check_targets(A, w64, blk)
+            else:
+                for blk in prange(nb, num_threads=nt, schedule="static"):
+                    st[blk] = fx_check_targets(A, w64, blk)
+            for blk in range(nb):       # in block order
+                if tot.first_bad < 0 and st[blk].first_bad >= 0:
+                    tot.first_bad = st[blk].first_bad
+                if tot.first_bad_sw < 0 and st[blk].first_bad_sw >= 0:
+                    tot.first_bad_sw = st[blk].first_bad_sw
+                tot.n_kept = tot.n_kept + st[blk].n_kept
+                tot.w_kept = tot.w_kept + st[blk].w_kept
+    finally:
+        free(st)
+    return tot
 
 
 def check_samples(*, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
@@ -93,24 +130,8 @@ def check_samples(*, const int64_t[::1] y, Py_ssize_t C, int64_t ignore_index,
     A.sw = <const double *>addr(sw, n, "sw")
     A.ignore_index = ignore_index
     cdef const double *w64 = <const double *>addr(w, C, "w")
-    cdef Py_ssize_t nb = fx_sample_nblocks(&A.shape)
-    cdef fx_target_stats *st = <fx_target_stats *>block_results(nb, sizeof(fx_target_stats))
-    cdef Py_ssize_t blk, first_bad = -1, first_bad_sw = -1
-    cdef double n_kept = 0.0, w_kept = 0.0
-    try:
-        with nogil:
-            for blk in prange(nb, num_threads=threads_for(n, nb, n_threads), schedule="static"):
-                st[blk] = fx_check_targets(&A, w64, blk)
-            for blk in range(nb):       # in block order
-                if first_bad < 0 and st[blk].first_bad >= 0:
-                    first_bad = st[blk].first_bad
-                if first_bad_sw < 0 and st[blk].first_bad_sw >= 0:
-                    first_bad_sw = st[blk].first_bad_sw
-                n_kept = n_kept + st[blk].n_kept
-                w_kept = w_kept + st[blk].w_kept
-    finally:
-        free(st)
-    return first_bad, int(n_kept), w_kept, first_bad_sw
+    cdef fx_target_stats tot = sum_target_stats(&A, w64, n_threads)
+    return tot.first_bad, int(tot.n_kept), tot.w_kept, tot.first_bad_sw
 
 
 cdef inline fx_xent_args xent_args(const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C,
@@ -259,9 +280,14 @@ def nll(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner
 cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) noexcept:
     cdef Py_ssize_t nb = fx_nblocks(&A.shape), blk
     cdef Py_ssize_t n_x = A.shape.n_outer * A.shape.C * A.shape.inner
+    cdef int nt = threads_for(n_x, nb, n_threads)
     with nogil:
-        for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
-            fn(A, blk)
+        if nt == 1:                     # (no parallel region: small calls, issue 19)
+            for blk in range(nb):
+                fn(A, blk)
+        else:
+            for blk in prange(nb, num_threads=nt, schedule="static"):
+                fn(A, blk)
 
 
 def lse_family(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_t inner,
