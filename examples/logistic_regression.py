@@ -211,7 +211,7 @@ def datasets(n_samples, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description="Multinomial logistic regression on SciPy's optimizers")
     parser.add_argument("--n-samples", type=int, default=20_000,
                         help="samples of the make_classification data set (default 20000)")
     parser.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (default 1)")

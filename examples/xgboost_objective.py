@@ -66,7 +66,7 @@ def numpy_objective(raw, dtrain):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description="A custom XGBoost objective from fastxent")
     parser.add_argument("--n-samples", type=int, default=20_000)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=20)

@@ -79,6 +79,11 @@ _SW_DOC = """sample_weight : array_like, optional
     an option: it goes with the data.  Default: 1.
 """
 
+_NO_SW_DOC = """sample_weight : None
+    Must be None: a {cls} takes no sample weights (the parameter is the
+    cross-entropy losses' call argument); anything else is a TypeError.
+"""
+
 _CALLS: dict[str, dict[str, str]] = {
     "CrossEntropyLoss": dict(
         function="fastxent.cross_entropy",
@@ -207,7 +212,7 @@ def documented_call(call: Callable[..., Any], cls: str) -> Callable[..., Any]:
     fields = dict(_CALLS[cls])
     fields.setdefault("out_note", "")
     sw_shape = fields.pop("sw_shape", None)    # None: the call takes no sample_weight
-    fields["sw_doc"] = "" if sw_shape is None else _SW_DOC.format(sw_shape=sw_shape)
+    fields["sw_doc"] = _NO_SW_DOC.format(cls=cls) if sw_shape is None else _SW_DOC.format(sw_shape=sw_shape)
     f = types.FunctionType(call.__code__, call.__globals__, call.__name__, call.__defaults__,
                            call.__closure__)
     f.__kwdefaults__ = call.__kwdefaults__
