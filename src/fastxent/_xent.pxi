@@ -232,7 +232,8 @@ def xent_slice(*, const real[::1] x, Py_ssize_t n_outer, Py_ssize_t C, Py_ssize_
     if (t is None) != (mass is None):
         raise ValueError("xent_slice takes mass with probabilities t, and only then")
     if class_offset < 0 or C > n_classes or class_offset > n_classes - C:   # (no overflow)
-        raise ValueError(f"classes [{class_offset}, {class_offset + C}) are not a slice of "
+        # (the end in Python integers: class_offset + C may overflow int64)
+        raise ValueError(f"classes [{class_offset}, {int(class_offset) + C}) are not a slice of "
                          f"{n_classes} classes")
     cdef const real[::1] no_w = None      # w covers all n_classes: set below
     cdef const double[::1] no_sw = None
