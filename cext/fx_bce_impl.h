@@ -171,15 +171,17 @@ static inline void FX_SFX(fx_bce_tile)(const fx_bce_args *A, Py_ssize_t j, Py_ss
     }
 }
 
-/* gt[i] *= gout[j + i] * gscale (gout NULL: gscale) for the m elements of a tile. */
-static inline void FX_SFX(fx_bce_scale)(const fx_bce_args *A, Py_ssize_t j, Py_ssize_t m, REAL *gt)
+/* gt[i] *= gout[j + i] * gscale (gout NULL: gscale) for the m elements of a tile;
+   shared by every elementwise loss (binary, kl_div, focal). */
+static inline void FX_SFX(fx_scale_tile)(const double *gout, double gscale, Py_ssize_t j,
+                                         Py_ssize_t m, REAL *gt)
 {
     Py_ssize_t i;
-    if (A->gout) {
-        const double *go = A->gout + j;
-        for (i = 0; i < m; i++) gt[i] *= (REAL)(go[i] * A->gscale);
-    } else if (A->gscale != 1.0) {
-        REAL s = (REAL)A->gscale;
+    if (gout) {
+        const double *go = gout + j;
+        for (i = 0; i < m; i++) gt[i] *= (REAL)(go[i] * gscale);
+    } else if (gscale != 1.0) {
+        REAL s = (REAL)gscale;
         for (i = 0; i < m; i++) gt[i] *= s;
     }
 }
@@ -209,8 +211,8 @@ static double FX_SFX(fx_bce_block)(const fx_bce_args *A, Py_ssize_t b, Py_ssize_
         for (; j + FX_LANES <= m; j += FX_LANES)
             for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[j + l];
         for (; j < m; j++) acc[0] += (double)lt[j];      /* the array's last tile only */
-        if (gt) FX_SFX(fx_bce_scale)(A, jt, m, gt);
-        if (ht) FX_SFX(fx_bce_scale)(A, jt, m, ht);
+        if (gt) FX_SFX(fx_scale_tile)(A->gout, A->gscale, jt, m, gt);
+        if (ht) FX_SFX(fx_scale_tile)(A->gout, A->gscale, jt, m, ht);
     }
     double total = 0.0;
     for (int l = 0; l < FX_LANES; l++) total += acc[l];

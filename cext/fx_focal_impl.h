@@ -70,19 +70,6 @@ static inline void FX_SFX(fx_focal_tile)(const fx_focal_args *A, const REAL *res
 #undef FX_FOCAL_LOOP
 }
 
-/* g[i] *= gout[j + i] * gscale (gout NULL: gscale) for the m elements of a tile. */
-static inline void FX_SFX(fx_focal_scale)(const fx_focal_args *A, Py_ssize_t j, Py_ssize_t m, REAL *g)
-{
-    Py_ssize_t i;
-    if (A->gout) {
-        const double *go = A->gout + j;
-        for (i = 0; i < m; i++) g[i] *= (REAL)(go[i] * A->gscale);
-    } else if (A->gscale != 1.0) {
-        REAL s = (REAL)A->gscale;
-        for (i = 0; i < m; i++) g[i] *= s;
-    }
-}
-
 /*
  * Block b of a focal loss call (elements [b * FX_BCE_BLOCK, ...)): per-element
  * losses and gradient, and the block's loss sum in double (FX_LANES partial
@@ -107,7 +94,7 @@ static double FX_SFX(fx_focal_block)(const fx_focal_args *A, Py_ssize_t b, Py_ss
         for (; j + FX_LANES <= m; j += FX_LANES)
             for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[j + l];
         for (; j < m; j++) acc[0] += (double)lt[j];         /* the array's last tile only */
-        if (gt) FX_SFX(fx_focal_scale)(A, jt, m, gt);
+        if (gt) FX_SFX(fx_scale_tile)(A->gout, A->gscale, jt, m, gt);
     }
     double total = 0.0;
     for (int l = 0; l < FX_LANES; l++) total += acc[l];

@@ -36,6 +36,7 @@
 #include "fx_config.h"
 #include "fx_math.h"
 #include "fx_xent.h"     /* fx_layout, the multi-class blocks, fx_stats_impl.h */
+#include "fx_bce.h"      /* fx_scale_tile */
 
 #define FX_KL_TILE 512       /* elements per tile of kl_div: speed only, a multiple of
                                 FX_LANES dividing FX_BCE_BLOCK */

@@ -33,19 +33,6 @@ static inline void FX_SFX(fx_kl_tile)(const REAL *restrict x, const REAL *restri
     }
 }
 
-/* g[i] *= gout[j + i] * gscale (gout NULL: gscale) for the m elements of a tile. */
-static inline void FX_SFX(fx_kl_scale)(const fx_kl_args *A, Py_ssize_t j, Py_ssize_t m, REAL *g)
-{
-    Py_ssize_t i;
-    if (A->gout) {
-        const double *go = A->gout + j;
-        for (i = 0; i < m; i++) g[i] *= (REAL)(go[i] * A->gscale);
-    } else if (A->gscale != 1.0) {
-        REAL s = (REAL)A->gscale;
-        for (i = 0; i < m; i++) g[i] *= s;
-    }
-}
-
 /*
  * Block b of a kl_div call (elements [b * FX_BCE_BLOCK, ...)): per-element
  * losses and gradient, and the block's loss sum in double (FX_LANES partial
@@ -66,7 +53,7 @@ static double FX_SFX(fx_kl_block)(const fx_kl_args *A, Py_ssize_t b)
         for (; j + FX_LANES <= m; j += FX_LANES)
             for (int l = 0; l < FX_LANES; l++) acc[l] += (double)lt[j + l];
         for (; j < m; j++) acc[0] += (double)lt[j];       /* the array's last tile only */
-        if (gt) FX_SFX(fx_kl_scale)(A, jt, m, gt);
+        if (gt) FX_SFX(fx_scale_tile)(A->gout, A->gscale, jt, m, gt);
     }
     double total = 0.0;
     for (int l = 0; l < FX_LANES; l++) total += acc[l];

@@ -141,7 +141,6 @@ static void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const
 }
 
 /* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
-/* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
    losses into A->loss, the gradient (if v->g) into v->g, or its second order
    (fx_tile_second).  In a class slice the target and mass terms are taken
    relative to the row's max over all classes (ref), and the stored exponentials
