@@ -44,15 +44,33 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
                                               const REAL *m, Py_ssize_t *cls, double *wy,
                                               double *xy, Py_ssize_t *bad, REAL cap)
 {
-    const REAL *x = v->x;
+    const REAL *x = v->x, *w = (const REAL *)A->w;
     const Py_ssize_t T = v->T, stride = v->stride;
     Py_ssize_t l;
     int any_bad = 0;
-    for (l = 0; l < T; l++) {
-        Py_ssize_t c = FX_SFX(fx_target_of)(A, v->n0 + l, &wy[l]);
-        cls[l] = c;
-        xy[l] = c >= 0 ? (double)x[c * stride + l] - (double)m[l] : 0.0;
-        any_bad |= c == FX_BAD_INDEX;
+    if (A->row_max) {
+        for (l = 0; l < T; l++) {
+            Py_ssize_t c = FX_SFX(fx_target_of)(A, v->n0 + l, &wy[l]);
+            cls[l] = c;
+            xy[l] = c >= 0 ? (double)x[c * stride + l] - (double)m[l] : 0.0;
+            any_bad |= c == FX_BAD_INDEX;
+        }
+    } else {
+        /* fx_target_of without a slice, its loads in loops of their own: only
+           the one that reads the targets (once each) stays scalar */
+        for (l = 0; l < T; l++) {
+            Py_ssize_t c = fx_class_of(A->y + v->n0 + l, A->ignore_index, A->shape.C);
+            cls[l] = c;
+            any_bad |= c == FX_BAD_INDEX;
+        }
+        for (l = 0; l < T && A->shape.C > 0; l++) {       /* (no class: nothing kept) */
+            Py_ssize_t c = cls[l] >= 0 ? cls[l] : 0;         /* loads in range, used where kept */
+            double xv = (double)x[c * stride + l] - (double)m[l];
+            double wv = w ? (double)w[c] : 1.0;
+            xy[l] = cls[l] >= 0 ? xv : 0.0;
+            wy[l] = cls[l] >= 0 ? wv : 0.0;
+        }
+        for (l = 0; l < T && A->shape.C == 0; l++) { xy[l] = 0.0; wy[l] = 0.0; }
     }
     if (cap > (REAL)0)                        /* x_y soft-capped */
         for (l = 0; l < T; l++)
@@ -140,38 +158,33 @@ static void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const
     }
 }
 
-/* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
-   losses into A->loss, the gradient (if v->g) into v->g, or its second order
-   (fx_tile_second).  In a class slice the target and mass terms are taken
-   relative to the row's max over all classes (ref), and the stored exponentials
-   scaled by exp(sh - row_max - log_norm).  opts: whether z_loss or softcap may
-   be on (see fx_xent_block; never with the second order). */
-static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad,
-                                          const int opts)
+/* The per-lane finish of a tile (fx_xent_finish): loss, gq, the argument of
+   the exp that turns gq into the factor of the stored exponentials, and a, b,
+   ay.  plain (a constant at each call): class indices, no class slice, no
+   upstream gradient per sample, no smoothing and no options, which the call
+   is; the copy of the arguments then says so in constants, the finish folds
+   to a few operations, and the loop runs in vectors. */
+static FX_INLINE void FX_SFX(fx_tile_finish)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
+                                             const REAL *m, const REAL *sh, const double *log_s,
+                                             const Py_ssize_t *cls, const double *wy, const double *xy,
+                                             const double *q, const double *d, double *loss,
+                                             double *gq, double *e_arg, REAL *a, REAL *b, REAL *ay,
+                                             const int opts, const int plain)
 {
-    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE], ref[FX_TILE];
-    double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
-    Py_ssize_t cls[FX_TILE], T = v->T, l;
-    const int by_index = A->y != NULL;
-    const double b_smooth = A->eps / fx_n_classes(A);
-    const double smooth_q = A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
-    const double *row_max = A->row_max ? A->row_max + v->n0 : NULL;    /* a class slice */
-    const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
-    FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0, cap);
-    if (row_max)
-        for (l = 0; l < T; l++) ref[l] = (REAL)row_max[l];
-    if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
-        FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride,
-                             row_max ? ref : sh, by_index ? 0.0 : 1.0 - A->eps,
-                             by_index ? 1.0 : b_smooth, q, d, cap);
-    else
-        for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
-    if (by_index)
-        FX_SFX(fx_tile_targets)(A, v, row_max ? ref : m, cls, wy, xy, bad, cap);
-    else
-        for (l = 0; l < T; l++) { wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
+    const Py_ssize_t T = v->T;
+    const int by_index = plain || A->y != NULL;
+    const double b_smooth = plain ? 0.0 : A->eps / fx_n_classes(A);
+    const double smooth_q = !plain && A->eps > 0.0 ? b_smooth * A->w_sum : 0.0;
+    const double *row_max = !plain && A->row_max ? A->row_max + v->n0 : NULL;
     fx_xent_args opt = *A;   /* a private copy: its fields stay in registers across lanes */
     opt.z_loss = opts ? opt.z_loss : 0.0;
+    if (plain) {
+        opt.softcap = 0.0;
+        opt.eps = 0.0;
+        opt.row_max = NULL;
+        opt.gout = NULL;
+    }
+    Py_ssize_t l;
     for (l = 0; l < T; l++) {
         fx_xent_stats s;
         double rel = 0.0;      /* the stored exponentials' shift relative to the lse's max */
@@ -190,11 +203,54 @@ static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX
         s.m = (double)m[l];
         fx_xent_coef r = fx_xent_finish(&opt, s);
         loss[l] = r.loss;
-        f[l] = (REAL)(r.gq * fx_exp_d(rel - s.log_s));  /* gq / S (the shift is the max) */
+        gq[l] = r.gq;
+        e_arg[l] = rel - s.log_s;
         a[l] = (REAL)r.a;
         b[l] = (REAL)r.b;
         ay[l] = (REAL)r.ay;
     }
+}
+
+/* Cross-entropy of a tile: returns the sum of its losses (lane order); per-lane
+   losses into A->loss, the gradient (if v->g) into v->g, or its second order
+   (fx_tile_second).  In a class slice the target and mass terms are taken
+   relative to the row's max over all classes (ref), and the stored exponentials
+   scaled by exp(sh - row_max - log_norm).  opts: whether z_loss or softcap may
+   be on (see fx_xent_block; never with the second order). */
+static FX_INLINE double FX_SFX(fx_xent_tile)(const fx_xent_args *A, const FX_SFX(fx_tile) *v, Py_ssize_t *bad,
+                                          const int opts)
+{
+    REAL m[FX_TILE], sh[FX_TILE], f[FX_TILE], a[FX_TILE], b[FX_TILE], ay[FX_TILE], ref[FX_TILE];
+    double log_s[FX_TILE], q[FX_TILE], d[FX_TILE], wy[FX_TILE], xy[FX_TILE], loss[FX_TILE];
+    double gq[FX_TILE], e_arg[FX_TILE];
+    Py_ssize_t cls[FX_TILE], T = v->T, l;
+    const int by_index = A->y != NULL;
+    const double b_smooth = A->eps / fx_n_classes(A);
+    const double *row_max = A->row_max ? A->row_max + v->n0 : NULL;    /* a class slice */
+    const REAL cap = opts ? (REAL)A->softcap : (REAL)0;
+    FX_SFX(fx_tile_stats)(v->x, T, A->shape.C, v->stride, m, sh, log_s, v->g, 0, cap);
+    if (row_max)
+        for (l = 0; l < T; l++) ref[l] = (REAL)row_max[l];
+    if (!by_index || A->eps > 0.0)      /* smoothing or probabilities: a pass over the classes */
+        FX_SFX(fx_tile_mass)(v->x, v->t, (const REAL *)A->w, T, A->shape.C, v->stride,
+                             row_max ? ref : sh, by_index ? 0.0 : 1.0 - A->eps,
+                             by_index ? 1.0 : b_smooth, q, d, cap);
+    else
+        for (l = 0; l < T; l++) { q[l] = 0.0; d[l] = 0.0; }
+    if (by_index)
+        FX_SFX(fx_tile_targets)(A, v, row_max ? ref : m, cls, wy, xy, bad, cap);
+    else
+        for (l = 0; l < T; l++) { wy[l] = 0.0; xy[l] = 0.0; cls[l] = 0; }
+    if (by_index && !row_max && !A->gout && A->eps == 0.0 && !opts)     /* the common case */
+        FX_SFX(fx_tile_finish)(A, v, m, sh, log_s, cls, wy, xy, q, d, loss, gq, e_arg, a, b, ay, 0, 1);
+    else
+        FX_SFX(fx_tile_finish)(A, v, m, sh, log_s, cls, wy, xy, q, d, loss, gq, e_arg, a, b, ay, opts, 0);
+    /* gq / S (the shift is the max): a loop of its own, so that its exp runs
+       in vectors, and none without a gradient */
+    if (v->g)
+        for (l = 0; l < T; l++) f[l] = (REAL)(gq[l] * fx_exp_d(e_arg[l]));
+    else
+        for (l = 0; l < T; l++) f[l] = (REAL)0;
     if (A->sw)         /* the sample weights: a loop of their own (f carries gq) */
         for (l = 0; l < T; l++) {
             fx_xent_coef r = {loss[l], (double)f[l], (double)a[l], (double)b[l], (double)ay[l]};
