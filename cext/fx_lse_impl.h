@@ -62,9 +62,10 @@ static FX_INLINE void FX_SFX(fx_lse_tile)(const fx_lse_args *A, const REAL *x, c
     if (!softmax && !b) FX_SFX(fx_lse_tile_refine)(A, x, T, stride, m, sh, log_s);
     for (l = 0; l < T; l++) {
         lse[l] = fx_lse_finish((double)sh[l], log_s[l], isfinite(m[l]), sgn[l], A->sign != NULL);
-        f[l] = (REAL)fx_exp_d(-log_s[l]);
         any_odd |= !(lse[l] > -INFINITY && lse[l] < INFINITY);
     }
+    if (softmax && out)      /* 1 / S, the shift being the max */
+        for (l = 0; l < T; l++) f[l] = (REAL)fx_exp_d(-log_s[l]);
     if (A->lse)
         for (l = 0; l < T; l++) ((REAL *)A->lse)[n0 + l] = (REAL)lse[l];
     if (A->sign)
