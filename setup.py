@@ -73,9 +73,12 @@ SANITIZE_SELFTEST = ["-DFX_SANITIZE_SELFTEST=1"]
 # avx512 module has FMA too.  fastxent/_kernels.py imports a module only where
 # the CPU has every feature its flags enable (cext/fx_omp.h).
 # -mprefer-vector-width=512  Speed only (the vector width does not reorder a
-#     sum).  GCC 12's generic tuning already uses 512-bit vectors with -mavx512f
-#     (the same code); a tuning for Intel's AVX-512 cores would prefer 256 bits,
-#     which measured up to 20% slower on the 1000-class rows (Zen 4, one thread).
+#     sum: the same bits as 256).  GCC 12's generic tuning already uses 512-bit
+#     vectors with -mavx512f (the same code); a tuning for Intel's AVX-512 cores
+#     (-mtune=skylake-avx512 and later) would prefer 256 bits, which measured
+#     1.4x slower on binary_cross_entropy_with_logits (4M float32) and 1.15-1.4x
+#     on float64 8192 x 1000 rows, and at best 7% faster (tiles, loss+grad), on
+#     one Zen 4 thread.
 SIMD_FLAGS = {
     "baseline": [],
     "avx2": ["-mavx2", "-mfma"],
