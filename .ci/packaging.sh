@@ -88,8 +88,8 @@ PY
 step "tests of the installed wheel done"
 
 # 4. typing of the extension stubs and of the package source
-"$py" -m mypy.stubtest fastxent._kernels_baseline \
-    $("$py" -c "import importlib.util as u; print('fastxent._kernels_avx2' if u.find_spec('fastxent._kernels_avx2') else '')")
+"$py" -m mypy.stubtest $("$py" -c "import fastxent
+print(' '.join('fastxent._kernels_' + p for p in fastxent.get_simd_paths()))")
 (cd "$root/src" && "$py" -m mypy --cache-dir "$work/mypy-cache" fastxent)
 step "stubs and package source type-checked"
 

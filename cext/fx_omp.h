@@ -23,11 +23,15 @@ static inline int fx_cpu_has_avx2_fma(void)
     return 0;
 #endif
 }
-static inline int fx_cpu_has_avx512f(void)
+/* Everything the avx512 module is compiled for (setup.py's SIMD_FLAGS: AVX-512
+   F, DQ, VL and BW, with AVX2 and FMA), each enabled by the OS as well. */
+static inline int fx_cpu_has_avx512(void)
 {
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif

@@ -169,6 +169,9 @@ def test_compile_args_are_those_of_the_chosen_kernel_module():
     if "avx2" in fastxent.get_simd_paths() and not any(a.startswith("/") for a in args):
         assert "-mfma" in fastxent.get_compile_args("avx2")
         assert "-mfma" not in fastxent.get_compile_args("baseline")
+    if "avx512" in fastxent.get_simd_paths() and not any(a.startswith("/") for a in args):
+        avx512 = fastxent.get_compile_args("avx512")
+        assert {"-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mfma"} <= set(avx512)
     with pytest.raises(ValueError, match="simd must be"):
         fastxent.get_compile_args("avx1024")
 

@@ -2,6 +2,7 @@
 reference and fastxent with the baseline on every workload (small versions of
 the data), and the two commands run."""
 import os
+import re
 import subprocess
 import sys
 
@@ -125,6 +126,11 @@ def test_info_command():
                   "threads:", "OMP_NUM_THREADS:"):
         assert field in res.stdout
     assert fastxent.__version__ in res.stdout
+    fields = dict(line.split(":", 1) for line in res.stdout.splitlines())
+    compiled = [p.split(" (")[0].strip() for p in fields["SIMD compiled"].split(", ")]
+    assert compiled == fastxent.get_simd_paths()       # avx512 among them on x86-64
+    assert fields["SIMD chosen"].split()[0] == fastxent.get_simd_path()
+    assert re.search(r"avx512 (yes|no)", fields["SIMD chosen"])     # the CPU's check
 
 
 def test_bench_command_prints_a_table():

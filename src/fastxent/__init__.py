@@ -89,8 +89,8 @@ def get_compile_args(simd: str | None = None) -> list[str]:
     ----------
     simd : str, optional
         The kernel module whose flags to return, one of :func:`get_simd_paths`
-        ("baseline", and "avx2" on x86-64); None is the one fastxent runs on
-        this CPU (:func:`get_simd_path`).
+        ("baseline", and "avx2" and "avx512" on x86-64); None is the one
+        fastxent runs on this CPU (:func:`get_simd_path`).
 
     Returns
     -------
@@ -108,8 +108,9 @@ def get_compile_args(simd: str | None = None) -> list[str]:
     Notes
     -----
     An extension built with the flags of "avx2" runs only on CPUs with AVX2 and
-    FMA.  A package that ships binaries builds one module per path and imports
-    the one fastxent chose::
+    FMA, one built with those of "avx512" only on CPUs with AVX-512 F, DQ, VL
+    and BW as well.  A package that ships binaries builds one module per path
+    and imports the one fastxent chose::
 
         # setup.py
         Extension(f"mypkg._ext_{simd}", ["mypkg/_ext.pyx"],
@@ -159,8 +160,8 @@ def get_simd_path() -> str:
     Returns
     -------
     str
-        "baseline" or "avx2": the best this CPU runs, unless ``FASTXENT_SIMD``
-        chose one.
+        "baseline", "avx2" or "avx512": the fastest this CPU runs, unless
+        ``FASTXENT_SIMD`` chose one.
 
     Examples
     --------
@@ -178,8 +179,8 @@ def get_simd_paths() -> list[str]:
     Returns
     -------
     list of str
-        E.g. ``["baseline", "avx2"]`` on x86-64: one downstream module per
-        entry covers every CPU (see :func:`get_compile_args`).
+        E.g. ``["baseline", "avx2", "avx512"]`` on x86-64: one downstream
+        module per entry covers every CPU (see :func:`get_compile_args`).
 
     Examples
     --------

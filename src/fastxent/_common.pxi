@@ -14,7 +14,7 @@ cdef extern from "fx_omp.h" nogil:
     int fx_omp_max_threads()
     void fx_omp_set_num_threads(int n)
     int fx_cpu_has_avx2_fma()
-    int fx_cpu_has_avx512f()
+    int fx_cpu_has_avx512()
 
 cdef extern from "fx_selftest.h" nogil:
     int FX_HAS_SELFTEST
@@ -89,8 +89,10 @@ def omp_set_num_threads(int n):
 
 
 def cpu_features():
-    """The CPU features the kernel modules are chosen by."""
-    return {"avx2_fma": bool(fx_cpu_has_avx2_fma()), "avx512f": bool(fx_cpu_has_avx512f())}
+    """The CPU features the kernel modules are chosen by: "avx2_fma" (AVX2 and
+    FMA, what _kernels_avx2 needs) and "avx512" (AVX-512 F, DQ, VL and BW with
+    AVX2 and FMA, what _kernels_avx512 needs)."""
+    return {"avx2_fma": bool(fx_cpu_has_avx2_fma()), "avx512": bool(fx_cpu_has_avx512())}
 
 
 def _sanitizer_selftest(str kind, Py_ssize_t n=10):

@@ -52,9 +52,9 @@ def _recorded_args(key: str, simd: str | None) -> list:
 
 
 def simd_paths_compiled() -> list:
-    """The kernel modules of this installation, e.g. ["baseline", "avx2"]."""
-    return [p for p in ("baseline", "avx2")
-            if importlib.util.find_spec(f"fastxent._kernels_{p}") is not None]
+    """The kernel modules of this installation, e.g. ["baseline", "avx2", "avx512"]."""
+    paths = ["baseline"] + [p for p, _, _ in reversed(_kernels._SIMD_PATHS)]
+    return [p for p in paths if importlib.util.find_spec(f"fastxent._kernels_{p}") is not None]
 
 
 def openmp_enabled() -> bool:

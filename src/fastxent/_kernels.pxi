@@ -1,6 +1,6 @@
-# The body of the kernel modules.  _kernels_baseline.pyx and _kernels_avx2.pyx
-# include it and differ only in the compiler flags setup.py gives them, so that
-# the CPU picks its SIMD path at import (fastxent/_kernels.py).
+# The body of the kernel modules.  _kernels_baseline.pyx, _kernels_avx2.pyx and
+# _kernels_avx512.pyx include it and differ only in the compiler flags setup.py
+# gives them, so that the CPU picks its SIMD path at import (fastxent/_kernels.py).
 include "_common.pxi"
 include "_xent.pxi"
 include "_bce.pxi"

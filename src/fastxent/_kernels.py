@@ -1,34 +1,52 @@
 """Picks the kernel module for this CPU, and owns the thread-count setting.
 
 setup.py compiles the same kernels for the baseline instruction set and, on
-x86-64, for AVX2+FMA.  The baseline module answers whether the CPU has AVX2 and
-FMA; the faster module is imported only then.  FASTXENT_SIMD=baseline (or avx2)
-overrides the choice, e.g. to test both paths on one machine.
+x86-64, for AVX2+FMA and for AVX-512 (F, DQ, VL, BW, with AVX2 and FMA).  The
+baseline module answers which of them the CPU runs (cpu_features()); the
+fastest it runs is imported.  FASTXENT_SIMD=baseline, avx2 or avx512 overrides
+the choice, e.g. to test every path on one machine; a forced path the CPU lacks
+(or this build has no module for) is an ImportError.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
 from . import _args, _kernels_baseline
 
-_CHOICES = ("auto", "baseline", "avx2")
+# The SIMD kernel modules, fastest first: (path, the cpu_features() key that
+# says the CPU has every instruction set the module is compiled for, those sets).
+_SIMD_PATHS = (
+    ("avx512", "avx512", "AVX-512F, AVX-512DQ, AVX-512VL, AVX-512BW, AVX2, FMA"),
+    ("avx2", "avx2_fma", "AVX2, FMA"),
+)
+_CHOICES = ("auto", "baseline") + tuple(path for path, _, _ in reversed(_SIMD_PATHS))
 
 
 def _select() -> tuple[ModuleType, str]:
     choice = os.environ.get("FASTXENT_SIMD", "auto").strip().lower() or "auto"
     if choice not in _CHOICES:
         raise ImportError(f"FASTXENT_SIMD must be one of {', '.join(_CHOICES)}, got {choice!r}")
-    if choice != "baseline" and _kernels_baseline.cpu_features()["avx2_fma"]:
+    if choice == "baseline":
+        return _kernels_baseline, "baseline"
+    features = _kernels_baseline.cpu_features()
+    for path, feature, needs in _SIMD_PATHS:
+        if choice not in ("auto", path):
+            continue
+        if not features[feature]:
+            if choice == path:
+                raise ImportError(f"FASTXENT_SIMD={path}, but this CPU lacks at least one "
+                                  f"of {needs}")
+            continue
         try:
-            from . import _kernels_avx2
-        except ImportError:
-            if choice == "avx2":
-                raise
-        else:
-            return _kernels_avx2, "avx2"
-    elif choice == "avx2":
-        raise ImportError("FASTXENT_SIMD=avx2, but this CPU lacks AVX2 or FMA")
+            module = importlib.import_module(f"._kernels_{path}", __package__)
+        except ImportError as e:
+            if choice == path:
+                raise ImportError(f"FASTXENT_SIMD={path}, but fastxent._kernels_{path} "
+                                  f"cannot be imported (not built here?): {e}") from e
+            continue
+        return module, path
     return _kernels_baseline, "baseline"
 
 

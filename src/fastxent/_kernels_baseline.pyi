@@ -1,8 +1,8 @@
-# Stub of the kernel extension modules (_kernels_baseline, and _kernels_avx2,
-# which re-exports it: both are compiled from _kernels.pxi).  Every driver takes
-# keyword arguments only, all of them required (None for an absent array; the
-# compiled drivers let the version 0.2 options default: sw, hess and v to None,
-# z_loss and softcap to 0).
+# Stub of the kernel extension modules (_kernels_baseline, and _kernels_avx2 and
+# _kernels_avx512, which re-export it: all are compiled from _kernels.pxi).
+# Every driver takes keyword arguments only, all of them required (None for an
+# absent array; the compiled drivers let the version 0.2 options default: sw,
+# hess and v to None, z_loss and softcap to 0).
 # Arrays are flat and C-contiguous; the floating ones of one call share one
 # dtype (float32 or float64), and each is checked against the shape
 # (ValueError) before the kernels run.
