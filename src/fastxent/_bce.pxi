@@ -55,7 +55,7 @@ cdef tuple run_bce_blocks(bce_block_fn fn, const fx_bce_args *A, int n_threads):
                 for blk in range(nb):
                     partials[blk] = fn(A, blk, bad + 2 * blk)
             else:
-                for blk in prange(nb, num_threads=nt, schedule="static"):
+                for blk in prange(nb, num_threads=nt, schedule="dynamic"):
                     partials[blk] = fn(A, blk, bad + 2 * blk)
             total = sum_in_order(partials, nb)
             for blk in range(nb):

@@ -18,7 +18,7 @@ cdef tuple run_focal_blocks(focal_block_fn fn, const fx_focal_args *A, int n_thr
     cdef double total
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(A.n, nb, n_threads), schedule="static"):
+            for blk in prange(nb, num_threads=threads_for(A.n, nb, n_threads), schedule="dynamic"):
                 partials[blk] = fn(A, blk, bad + blk)
             total = sum_in_order(partials, nb)
             for blk in range(nb):

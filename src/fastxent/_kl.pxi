@@ -21,7 +21,7 @@ cdef double run_kl_blocks(kl_block_fn fn, const fx_kl_args *A, int n_threads) ex
     cdef double total
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(A.n, nb, n_threads), schedule="static"):
+            for blk in prange(nb, num_threads=threads_for(A.n, nb, n_threads), schedule="dynamic"):
                 partials[blk] = fn(A, blk)
             total = sum_in_order(partials, nb)
     finally:
@@ -61,7 +61,7 @@ cdef double run_distill_blocks(distill_block_fn fn, const fx_distill_args *A,
     cdef double total
     try:
         with nogil:
-            for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="static"):
+            for blk in prange(nb, num_threads=threads_for(n_x, nb, n_threads), schedule="dynamic"):
                 partials[blk] = fn(A, blk)
             total = sum_in_order(partials, nb)
     finally:

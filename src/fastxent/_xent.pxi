@@ -39,7 +39,10 @@ cdef inline fx_layout layout_of(Py_ssize_t n_x, Py_ssize_t n_outer, Py_ssize_t C
 cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threads) except? -1.0:
     # Every block of the call, the block sums added in block order.  A class
     # index the kernel found out of range (the target changed after the check)
-    # raises once the blocks are done.
+    # raises once the blocks are done.  Every driver's prange hands the blocks
+    # out dynamically: a thread the OS holds back (behind BLAS's spinning
+    # workers, say) takes fewer of them, and as each block's sum has its own
+    # slot, the bits do not depend on who took which.
     cdef Py_ssize_t nb = fx_nblocks(&A.shape)
     cdef Py_ssize_t n_x = A.shape.n_outer * A.shape.C * A.shape.inner
     cdef double *partials = <double *>block_results(nb, sizeof(double))
@@ -53,7 +56,7 @@ cdef double run_xent_blocks(xent_block_fn fn, const fx_xent_args *A, int n_threa
                 for blk in range(nb):
                     partials[blk] = fn(A, blk, &bad[blk])
             else:
-                for blk in prange(nb, num_threads=nt, schedule="static"):
+                for blk in prange(nb, num_threads=nt, schedule="dynamic"):
                     partials[blk] = fn(A, blk, &bad[blk])
             total = sum_in_order(partials, nb)
             for blk in range(nb):
@@ -89,7 +92,7 @@ cdef fx_target_stats sum_target_stats(const fx_xent_args *A, const double *w64,
                 for blk in range(nb):
                     st[blk] = fx_check_targets(A, w64, blk)
             else:
-                for blk in prange(nb, num_threads=nt, schedule="static"):
+                for blk in prange(nb, num_threads=nt, schedule="dynamic"):
                     st[blk] = fx_check_targets(A, w64, blk)
             for blk in range(nb):       # in block order
                 if tot.first_bad < 0 and st[blk].first_bad >= 0:
@@ -287,7 +290,7 @@ cdef void run_lse_blocks(lse_block_fn fn, const fx_lse_args *A, int n_threads) n
             for blk in range(nb):
                 fn(A, blk)
         else:
-            for blk in prange(nb, num_threads=nt, schedule="static"):
+            for blk in prange(nb, num_threads=nt, schedule="dynamic"):
                 fn(A, blk)
 
 
