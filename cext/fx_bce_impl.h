@@ -73,7 +73,7 @@ static FX_INLINE REAL FX_SFX(fx_log1p_recip)(REAL e, REAL *r)
 {
     REAL v = (REAL)1 + e;
     *r = (REAL)1 / v;
-    return FX_SFX(fx_log)(v) + (e - (v - (REAL)1)) * *r;
+    return FX_SFX(fx_log_1to2)(v) + (e - (v - (REAL)1)) * *r;
 }
 
 /*

@@ -37,13 +37,11 @@ static FX_INLINE REAL FX_SFX(fx_exp)(REAL x)
     return res;
 }
 
-/* log(x), within about 1 ulp; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf. */
-static FX_INLINE REAL FX_SFX(fx_log)(REAL x)
+/* log(xs) + kadj ln2 for a positive, normal, finite xs (kadj: the exponent of a
+   subnormal's scaling, else 0), within about 1 ulp: the arithmetic of fx_log,
+   without its special values. */
+static FX_INLINE REAL FX_SFX(fx_log_core)(REAL xs, SINT kadj)
 {
-    /* subnormals are scaled into the normal range first */
-    int sub = x < FX_C_MIN_NORMAL;
-    REAL xs = sub ? x * FX_C_TWO_MANT : x;
-    SINT kadj = sub ? -FX_C_MANT : 0;
     /* x = 2**k * m with m in [sqrt(1/2), sqrt(2)) */
     UINT ix = FX_SFX(fx_bits)(xs) + (FX_SFX(fx_bits)((REAL)1) - FX_C_SQRTH_BITS);
     /* int32 on purpose: int32 -> REAL converts in every SIMD set, int64 does not */
@@ -56,12 +54,34 @@ static FX_INLINE REAL FX_SFX(fx_log)(REAL x)
     REAL R = z * FX_SFX(fx_log_poly)(z);
     REAL hfsq = (REAL)0.5 * f * f;
     REAL kf = (REAL)k;
-    REAL res = kf * FX_C_LN2_HI + ((f - hfsq + s * (hfsq + R)) + kf * FX_C_LN2_LO);
+    return kf * FX_C_LN2_HI + ((f - hfsq + s * (hfsq + R)) + kf * FX_C_LN2_LO);
+}
+
+/* log(x), within about 1 ulp; log(0) = -inf, log(x < 0) = NaN, log(inf) = inf. */
+static FX_INLINE REAL FX_SFX(fx_log)(REAL x)
+{
+    /* subnormals are scaled into the normal range first */
+    int sub = x < FX_C_MIN_NORMAL;
+    REAL xs = sub ? x * FX_C_TWO_MANT : x;
+    REAL res = FX_SFX(fx_log_core)(xs, sub ? -FX_C_MANT : 0);
     res = x == (REAL)0 ? -(REAL)INFINITY : res;
     res = x < (REAL)0 ? (REAL)NAN : res;
     res = x == (REAL)INFINITY ? (REAL)INFINITY : res;
     res = x != x ? x : res;
     return res;
+}
+
+/* fx_log of an x known to be in [1, 2] or NaN, bit for bit, without the
+   selects of the special values that no such x is.  (The subnormals' scaling
+   stays, though no such x needs it either: without it, GCC contracted the
+   vector loop and its scalar remainder differently, and an element's bits
+   depended on its place in the array.) */
+static FX_INLINE REAL FX_SFX(fx_log_1to2)(REAL x)
+{
+    int sub = x < FX_C_MIN_NORMAL;
+    REAL xs = sub ? x * FX_C_TWO_MANT : x;
+    REAL res = FX_SFX(fx_log_core)(xs, sub ? -FX_C_MANT : 0);
+    return x != x ? x : res;
 }
 
 /* log(1 + u) for u >= -1, accurate near 0 (Kahan's correction of log(1 + u)). */
