@@ -160,10 +160,10 @@ static void FX_SFX(fx_tile_second)(const FX_SFX(fx_tile) *v, Py_ssize_t C, const
 
 /* The per-lane finish of a tile (fx_xent_finish): loss, gq, the argument of
    the exp that turns gq into the factor of the stored exponentials, and a, b,
-   ay.  plain (a constant at each call): class indices, no class slice, no
-   upstream gradient per sample, no smoothing and no options, which the call
-   is; the copy of the arguments then says so in constants, the finish folds
-   to a few operations, and the loop runs in vectors. */
+   ay.  plain (a constant at each call): the call has class indices and no
+   class slice, per-sample upstream gradient, smoothing or option; the copy of
+   the arguments then says so in constants, the finish folds to a few
+   operations, and the loop runs in vectors. */
 static FX_INLINE void FX_SFX(fx_tile_finish)(const fx_xent_args *A, const FX_SFX(fx_tile) *v,
                                              const REAL *m, const REAL *sh, const double *log_s,
                                              const Py_ssize_t *cls, const double *wy, const double *xy,
