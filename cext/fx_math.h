@@ -14,8 +14,10 @@
 
 #if defined(_MSC_VER)
 #define FX_INLINE __forceinline
+#define FX_NOINLINE __declspec(noinline)
 #else
 #define FX_INLINE inline __attribute__((always_inline))
+#define FX_NOINLINE __attribute__((noinline))
 #endif
 
 /* ---- float: Taylor terms of exp to degree 7 (|r| <= ln2/2: < 0.1 ulp) ---- */

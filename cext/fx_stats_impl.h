@@ -355,6 +355,55 @@ static inline double FX_SFX(fx_row_chunk_factor)(const FX_SFX(fx_row) *row, Py_s
 /* x[c * stride + l]; every loop runs across lanes                           */
 /* ------------------------------------------------------------------------ */
 
+/* Lanes per group of fx_tile_sumexp_group: their partial sums stay in
+   registers across the classes (a vector of floats in an AVX-512 build). */
+#define FX_LANE_GROUP 16
+
+/* sb[j] = sum_{c0 <= c < c1} exp(x[c * stride + j] - sh[j]) in double, the
+   classes added in order, for the FX_LANE_GROUP lanes j at x (each lane's sum
+   as the plain lanes' loop forms it: the same bits); e (may be NULL) receives
+   the exponentials; soft-capped where capped. */
+static FX_INLINE void FX_SFX(fx_tile_sumexp_group)(const REAL *restrict x, REAL *restrict e,
+                                                  const REAL *restrict sh, Py_ssize_t c0,
+                                                  Py_ssize_t c1, Py_ssize_t stride,
+                                                  double *restrict sb, REAL cap, const int capped)
+{
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
+    double acc[FX_LANE_GROUP];
+    REAL shl[FX_LANE_GROUP];
+    int j;
+    for (j = 0; j < FX_LANE_GROUP; j++) { acc[j] = 0.0; shl[j] = sh[j]; }
+    for (Py_ssize_t c = c0; c < c1; c++) {
+        const REAL *xc = x + c * stride;
+        if (e) {
+            REAL *ec = e + c * stride;
+            for (j = 0; j < FX_LANE_GROUP; j++) {
+                REAL v = FX_SFX(fx_exp)(FX_LOGIT(xc[j]) - shl[j]);
+                ec[j] = v;
+                acc[j] += (double)v;
+            }
+        } else {
+            for (j = 0; j < FX_LANE_GROUP; j++) acc[j] += (double)FX_SFX(fx_exp)(FX_LOGIT(xc[j]) - shl[j]);
+        }
+    }
+    for (j = 0; j < FX_LANE_GROUP; j++) sb[j] = acc[j];
+}
+
+/* fx_tile_sumexp_group for one lane. */
+static FX_INLINE void FX_SFX(fx_tile_sumexp_lane)(const REAL *x, REAL *e, REAL sh, Py_ssize_t c0,
+                                                 Py_ssize_t c1, Py_ssize_t stride, double *sb,
+                                                 REAL cap, const int capped)
+{
+    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
+    double acc = 0.0;
+    for (Py_ssize_t c = c0; c < c1; c++) {
+        REAL v = FX_SFX(fx_exp)(FX_LOGIT(x[c * stride]) - sh);
+        if (e) e[c * stride] = v;
+        acc += (double)v;
+    }
+    *sb = acc;
+}
+
 /* Per lane l: max m[l], shift sh[l] (fx_shift_of) and log_s[l] =
    log sum_c exp(x[c * stride + l] - sh[l]); e (may be NULL, laid out like x)
    receives the exponentials.  The sum over classes adds partial sums of
@@ -390,6 +439,17 @@ static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, const R
         Py_ssize_t c1 = C - c0 > FX_CBLOCK ? c0 + FX_CBLOCK : C;
         double sb[FX_TILE];
         for (l = 0; l < T; l++) sb[l] = 0.0;
+        if (!b && !precise) {          /* the common sums: lanes in groups, in registers */
+            int l0 = 0;
+            for (; l0 + FX_LANE_GROUP <= T; l0 += FX_LANE_GROUP)
+                FX_SFX(fx_tile_sumexp_group)(x + l0, e ? e + l0 : NULL, sh + l0, c0, c1, stride,
+                                             sb + l0, cap, capped);
+            for (; l0 < T; l0++)       /* the last few lanes of the array */
+                FX_SFX(fx_tile_sumexp_lane)(x + l0, e ? e + l0 : NULL, sh[l0], c0, c1, stride,
+                                            sb + l0, cap, capped);
+            for (l = 0; l < T; l++) s[l] += sb[l];
+            continue;
+        }
         for (c = c0; c < c1; c++) {
             const REAL *xc = x + c * stride;
             if (e) {
@@ -487,7 +547,7 @@ static FX_INLINE void FX_SFX(fx_tile_mass)(const REAL *x, const REAL *t, const R
 
 /* Copies a (rows x cols) block with row stride ld_src into dst with row stride
    ld_dst, transposed: dst[c * ld_dst + r] = src[r * ld_src + c]. */
-static inline void FX_SFX(fx_transpose)(const REAL *restrict src, Py_ssize_t rows, Py_ssize_t cols,
+static FX_NOINLINE void FX_SFX(fx_transpose)(const REAL *restrict src, Py_ssize_t rows, Py_ssize_t cols,
                                         Py_ssize_t ld_src, REAL *restrict dst, Py_ssize_t ld_dst)
 {
     /* the inner loop runs along the longer side, contiguous on one end */
