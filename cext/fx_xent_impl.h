@@ -56,21 +56,19 @@ static FX_INLINE void FX_SFX(fx_tile_targets)(const fx_xent_args *A, const FX_SF
             any_bad |= c == FX_BAD_INDEX;
         }
     } else {
-        /* fx_target_of without a slice, its loads in loops of their own: only
-           the one that reads the targets (once each) stays scalar */
+        /* fx_target_of without a slice's tests */
         for (l = 0; l < T; l++) {
             Py_ssize_t c = fx_class_of(A->y + v->n0 + l, A->ignore_index, A->shape.C);
+            double xv = 0.0, wv = 0.0;
+            if (c >= 0) {
+                xv = (double)x[c * stride + l] - (double)m[l];
+                wv = w ? (double)w[c] : 1.0;
+            }
             cls[l] = c;
+            xy[l] = xv;
+            wy[l] = wv;
             any_bad |= c == FX_BAD_INDEX;
         }
-        for (l = 0; l < T && A->shape.C > 0; l++) {       /* (no class: nothing kept) */
-            Py_ssize_t c = cls[l] >= 0 ? cls[l] : 0;         /* loads in range, used where kept */
-            double xv = (double)x[c * stride + l] - (double)m[l];
-            double wv = w ? (double)w[c] : 1.0;
-            xy[l] = cls[l] >= 0 ? xv : 0.0;
-            wy[l] = cls[l] >= 0 ? wv : 0.0;
-        }
-        for (l = 0; l < T && A->shape.C == 0; l++) { xy[l] = 0.0; wy[l] = 0.0; }
     }
     if (cap > (REAL)0)                        /* x_y soft-capped */
         for (l = 0; l < T; l++)

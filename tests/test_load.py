@@ -202,7 +202,9 @@ def test_small_calls_memory_flat(request):
     print(f"\nload: {n} small calls: RSS {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB "
           f"({(rss1 - rss0) / n:+.3f} B/call); gc objects {objs0} -> {objs1}; "
           f"tracemalloc over {n_tm} calls {traced0 / 1024:.1f} -> {traced1 / 1024:.1f} KiB")
-    assert abs(objs1 - objs0) < 100
+    # A leak of one object per call would be n objects; the margin leaves room for
+    # what other tests' background threads (a Dask cluster's) create meanwhile.
+    assert abs(objs1 - objs0) < min(1000, n // 20)
     assert traced1 - traced0 < 64 * 1024, "\n".join(str(s) for s in top)
     if rss0 is not None and not UNDER_SANITIZER:
         # one leaked malloc per call (>= 32 B with its header) would be caught
