@@ -360,48 +360,35 @@ static inline double FX_SFX(fx_row_chunk_factor)(const FX_SFX(fx_row) *row, Py_s
 #define FX_LANE_GROUP 16
 
 /* sb[j] = sum_{c0 <= c < c1} exp(x[c * stride + j] - sh[j]) in double, the
-   classes added in order, for the FX_LANE_GROUP lanes j at x (each lane's sum
-   as the plain lanes' loop forms it: the same bits); e (may be NULL) receives
-   the exponentials; soft-capped where capped. */
+   classes added in order, for the G lanes j at x (G <= FX_LANE_GROUP, a
+   constant at each call; each lane's sum as the plain lanes' loop forms it:
+   the same bits); e (may be NULL) receives the exponentials; soft-capped
+   where capped. */
 static FX_INLINE void FX_SFX(fx_tile_sumexp_group)(const REAL *restrict x, REAL *restrict e,
                                                   const REAL *restrict sh, Py_ssize_t c0,
                                                   Py_ssize_t c1, Py_ssize_t stride,
-                                                  double *restrict sb, REAL cap, const int capped)
+                                                  double *restrict sb, REAL cap, const int capped,
+                                                  const int G)
 {
     const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
     double acc[FX_LANE_GROUP];
     REAL shl[FX_LANE_GROUP];
     int j;
-    for (j = 0; j < FX_LANE_GROUP; j++) { acc[j] = 0.0; shl[j] = sh[j]; }
+    for (j = 0; j < G; j++) { acc[j] = 0.0; shl[j] = sh[j]; }
     for (Py_ssize_t c = c0; c < c1; c++) {
         const REAL *xc = x + c * stride;
         if (e) {
             REAL *ec = e + c * stride;
-            for (j = 0; j < FX_LANE_GROUP; j++) {
+            for (j = 0; j < G; j++) {
                 REAL v = FX_SFX(fx_exp)(FX_LOGIT(xc[j]) - shl[j]);
                 ec[j] = v;
                 acc[j] += (double)v;
             }
         } else {
-            for (j = 0; j < FX_LANE_GROUP; j++) acc[j] += (double)FX_SFX(fx_exp)(FX_LOGIT(xc[j]) - shl[j]);
+            for (j = 0; j < G; j++) acc[j] += (double)FX_SFX(fx_exp)(FX_LOGIT(xc[j]) - shl[j]);
         }
     }
-    for (j = 0; j < FX_LANE_GROUP; j++) sb[j] = acc[j];
-}
-
-/* fx_tile_sumexp_group for one lane. */
-static FX_INLINE void FX_SFX(fx_tile_sumexp_lane)(const REAL *x, REAL *e, REAL sh, Py_ssize_t c0,
-                                                 Py_ssize_t c1, Py_ssize_t stride, double *sb,
-                                                 REAL cap, const int capped)
-{
-    const REAL inv_cap = capped ? (REAL)1 / cap : (REAL)0;
-    double acc = 0.0;
-    for (Py_ssize_t c = c0; c < c1; c++) {
-        REAL v = FX_SFX(fx_exp)(FX_LOGIT(x[c * stride]) - sh);
-        if (e) e[c * stride] = v;
-        acc += (double)v;
-    }
-    *sb = acc;
+    for (j = 0; j < G; j++) sb[j] = acc[j];
 }
 
 /* Per lane l: max m[l], shift sh[l] (fx_shift_of) and log_s[l] =
@@ -443,10 +430,10 @@ static FX_INLINE void FX_SFX(fx_tile_stats_body)(const REAL *restrict x, const R
             int l0 = 0;
             for (; l0 + FX_LANE_GROUP <= T; l0 += FX_LANE_GROUP)
                 FX_SFX(fx_tile_sumexp_group)(x + l0, e ? e + l0 : NULL, sh + l0, c0, c1, stride,
-                                             sb + l0, cap, capped);
-            for (; l0 < T; l0++)       /* the last few lanes of the array */
-                FX_SFX(fx_tile_sumexp_lane)(x + l0, e ? e + l0 : NULL, sh[l0], c0, c1, stride,
-                                            sb + l0, cap, capped);
+                                             sb + l0, cap, capped, FX_LANE_GROUP);
+            for (; l0 < T; l0++)       /* the last few lanes of the array, one at a time */
+                FX_SFX(fx_tile_sumexp_group)(x + l0, e ? e + l0 : NULL, sh + l0, c0, c1, stride,
+                                             sb + l0, cap, capped, 1);
             for (l = 0; l < T; l++) s[l] += sb[l];
             continue;
         }
